@@ -1,0 +1,204 @@
+/**
+ * The close-tracking body proxy (Rack's `BodyProxy` idea, for WHATWG streams).
+ *
+ * `trackBody(response, onClose)` returns a response whose body streams the original one through and
+ * calls `onClose` exactly once: when the body has been read to the end, when reading it failed, when
+ * the consumer cancelled it, or at once when there is no body. It keeps status, status text and
+ * headers, reads one chunk only when its consumer asks for one (no read-ahead, so backpressure
+ * reaches the source), and hands each chunk on as it is (no copies).
+ *
+ * The request scope uses the same proxy with a second power: its own handle on the source. A layer
+ * may lock the proxy with a reader, `tee()` it or release a lock without cancelling; none of that
+ * stops the scope from cancelling the source through the handle when the request is over.
+ *
+ * Caveat: `onClose` should not throw; if it does, the error goes to `console.error` rather than into
+ * the stream of the client being served.
+ */
+
+/** Why a tracked body closed. */
+export type BodyCloseReason =
+  | { readonly outcome: 'completed' }
+  | { readonly outcome: 'errored'; readonly error: unknown }
+  | { readonly outcome: 'cancelled'; readonly reason: unknown };
+
+/**
+ * Marks a response whose body is a fixed string or bytes (set by tsgi's own fast responses): such a
+ * body holds nothing that needs releasing, so the scope never wraps it in a stream.
+ */
+export const STATIC_BODY: unique symbol = Symbol.for('tsgi.staticBody');
+
+/**
+ * True when `response`'s body is absent or made from fixed data (a string, bytes, a Blob, form data):
+ * such a body holds nothing that needs releasing, so dropping it unread is harmless and the scope
+ * need not proxy it.
+ *
+ * tsgi's own responses say so with {@link STATIC_BODY}. For Node's built-in `Response` (undici) the
+ * only way to tell is its internal state, which keeps the source a body was made from (null for a
+ * stream or an async iterable). That is read defensively: on another runtime, or if undici changes,
+ * the probe finds nothing and every stream body is proxied, which is correct, only slower.
+ */
+export function isStaticBody(response: Response): boolean {
+  if (STATIC_BODY in response) return true;
+  undiciState ??= probeUndiciState();
+  if (undiciState === false) return false;
+  const state = (response as unknown as Record<symbol, { body?: { source?: unknown } | null } | undefined>)[
+    undiciState
+  ];
+  if (state === undefined) return false;
+  return state.body === null || (state.body?.source !== null && state.body?.source !== undefined);
+}
+
+let undiciState: symbol | false | undefined;
+
+function probeUndiciState(): symbol | false {
+  try {
+    const probe = new Response('probe');
+    for (const key of Object.getOwnPropertySymbols(probe)) {
+      const value = (probe as unknown as Record<symbol, { body?: { source?: unknown } }>)[key];
+      if (key.description === 'state' && value?.body?.source === 'probe') return key;
+    }
+  } catch {
+    // No usable Response here: treat every stream body as one to proxy.
+  }
+  return false;
+}
+
+/** The scope's side of a proxied body. */
+export interface BodyHandle {
+  /** The stream to hand on in place of the source. */
+  readonly stream: ReadableStream<Uint8Array>;
+  /** True once the body completed, errored or was cancelled. */
+  readonly closed: boolean;
+  /**
+   * Cancels the source through the proxy's own reader, whoever holds the proxy, and errors the proxy
+   * for anyone still reading it. Resolves when the source's cancellation settled; never rejects.
+   */
+  cancel(reason: unknown): Promise<void>;
+}
+
+/**
+ * Wraps `response` so that `onClose` runs exactly once when its body is over.
+ *
+ * @example
+ * const tracked = trackBody(await fetch(upstream), (reason) => {
+ *   if (reason.outcome !== 'completed') upstreamAborts.inc();
+ * });
+ */
+export function trackBody(response: Response, onClose: (reason: BodyCloseReason) => void): Response {
+  const body = response.body;
+  if (body === null) {
+    callSafely(onClose, { outcome: 'completed' });
+    return response;
+  }
+  return withBody(response, proxyBody(body, onClose).stream);
+}
+
+/** A new response with `response`'s status, status text and headers around `body`. */
+export function withBody(response: Response, body: ReadableStream<Uint8Array>): Response {
+  return new Response(body, {
+    status: response.status,
+    statusText: response.statusText,
+    headers: response.headers,
+  });
+}
+
+/**
+ * Takes a reader on `source` and returns the proxy stream plus the handle the scope keeps.
+ * `onChunk` sees the size of every chunk handed on (for byte counts).
+ */
+export function proxyBody(
+  source: ReadableStream<Uint8Array>,
+  onClose: (reason: BodyCloseReason) => void,
+  onChunk?: (bytes: number) => void,
+): BodyHandle {
+  if (source.locked) {
+    throw new TypeError(
+      'tsgi: this response body is already locked or read; a layer returned a response whose body it had consumed. Return a new Response instead.',
+    );
+  }
+  const reader = source.getReader();
+  let closed = false;
+  let abandoned: { reason: unknown } | undefined;
+  let controller!: ReadableStreamDefaultController<Uint8Array>;
+
+  const finish = (reason: BodyCloseReason): void => {
+    if (closed) return;
+    closed = true;
+    callSafely(onClose, reason);
+  };
+
+  const cancelSource = async (reason: unknown): Promise<void> => {
+    try {
+      await reader.cancel(reason);
+    } catch {
+      // A source whose cancel throws is still over for us: onClose runs below either way.
+    } finally {
+      finish({ outcome: 'cancelled', reason });
+    }
+  };
+
+  const stream = new ReadableStream<Uint8Array>(
+    {
+      start(c) {
+        controller = c;
+      },
+      async pull(c) {
+        let result: ReadableStreamReadResult<Uint8Array>;
+        try {
+          result = await reader.read();
+        } catch (error) {
+          if (abandoned !== undefined) return;
+          finish({ outcome: 'errored', error });
+          c.error(error);
+          return;
+        }
+        if (abandoned !== undefined) return; // the scope cancelled it and already errored `c`
+        if (result.done) {
+          finish({ outcome: 'completed' });
+          c.close();
+          return;
+        }
+        onChunk?.(chunkSize(result.value));
+        c.enqueue(result.value);
+      },
+      cancel(reason) {
+        if (closed) return;
+        return cancelSource(reason);
+      },
+    },
+    { highWaterMark: 0 },
+  );
+
+  return {
+    stream,
+    get closed() {
+      return closed;
+    },
+    cancel(reason) {
+      if (closed) return Promise.resolve();
+      abandoned = { reason };
+      try {
+        // Whoever still reads the proxy (a tee branch, a forgotten reader) sees an error, not a
+        // clean end that would pass for a complete body.
+        controller.error(reason);
+      } catch {
+        // Already closed or errored: nothing left to tell a reader.
+      }
+      return cancelSource(reason);
+    },
+  };
+}
+
+function chunkSize(chunk: unknown): number {
+  if (chunk instanceof Uint8Array || ArrayBuffer.isView(chunk)) return chunk.byteLength;
+  if (typeof chunk === 'string') return chunk.length;
+  return 0;
+}
+
+function callSafely(onClose: (reason: BodyCloseReason) => void, reason: BodyCloseReason): void {
+  try {
+    onClose(reason);
+  } catch (error) {
+    console.error(error);
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * `createHandler()`: a site's entry point, as Django's WSGIHandler is.
+ *
+ * A handler wraps the application in the site's middleware (the first listed is the outermost),
+ * emits `request_started` before any of it runs, turns an exception into `got_request_exception`
+ * plus a 500 page (plain, with the stack only when `debug` is on), and has the request's
+ * `request_finished` emitted when its scope closes.
+ *
+ * Called with a tsgi context (by the Node adapter, or by an enclosing handler or `mount()`), it joins
+ * that request scope. Called without one (`handler.fetch(request)`, or a foreign host passing only
+ * the request or a context of its own), it makes its own scope, which closes when the body of the
+ * response it returns is read to the end (`completed`), cancelled (`aborted`) or fails (`errored`).
+ */
+import { compose } from './compose.ts';
+import { RequestScope, scopeOf } from './scope.ts';
+import { signals as defaultSignals, type SignalBus } from './signals.ts';
+import type { Application, FinishInfo, Handler, Middleware, RequestContext } from './types.ts';
+
+/** Options of {@link createHandler}. */
+export interface HandlerOptions {
+  /** The site's middleware, outermost first. Default: none. */
+  middleware?: readonly Middleware[];
+  /** The bus to emit on. Default: the process-wide `signals`. */
+  signals?: SignalBus;
+  /** Show the exception and its stack on 500 pages. Default: false. Never turn it on in production. */
+  debug?: boolean;
+  /**
+   * For scopes this handler makes itself: how long body cancellations and close callbacks may take
+   * once the request is over before `request_finished` is sent anyway (ms). Default: 1000.
+   */
+  gracePeriodMs?: number;
+}
+
+/**
+ * Builds a site's {@link Handler} from its application and middleware.
+ *
+ * @example
+ * const handler = createHandler(application, { middleware: [logging(), gzip()] });
+ * export default { fetch: handler.fetch };
+ */
+export function createHandler(app: Application, options: HandlerOptions = {}): Handler {
+  if (typeof app !== 'function') {
+    throw new TypeError(`createHandler(app): app must be an application function, got ${typeof app}`);
+  }
+  const middleware = options.middleware ?? [];
+  if (!Array.isArray(middleware)) {
+    throw new TypeError('createHandler(app, { middleware }): middleware must be an array, outermost first');
+  }
+  const bus = options.signals ?? defaultSignals;
+  const debug = options.debug ?? false;
+  const scopeOptions = {
+    gracePeriodMs: options.gracePeriodMs ?? 1000,
+    onError: (error: unknown) => bus.onError(error, 'request_scope'),
+  };
+  const chain = compose(...middleware)(app);
+  let inFlight = 0;
+
+  const handle = function tsgiHandler(
+    request: Request,
+    context?: RequestContext,
+  ): Promise<Response> | Response {
+    const joined = scopeOf(context);
+    const scope = joined ?? new RequestScope(scopeOptions);
+    const ctx = joined === undefined ? scope.context : (context as RequestContext);
+    inFlight++;
+    scope.addFinisher((info: FinishInfo) => {
+      inFlight--;
+      return bus.dispatch('request_finished', { sender: handler, request, context: ctx, ...info });
+    });
+    bus.dispatch('request_started', { sender: handler, request, context: ctx });
+
+    const failed = (error: unknown): Response => {
+      scope.fail(error);
+      bus.dispatch('got_request_exception', { sender: handler, request, context: ctx, error });
+      return errorResponse(error, debug);
+    };
+    let result: Response | Promise<Response>;
+    try {
+      result = chain(request, ctx);
+      if (result instanceof Promise) result = result.then(undefined, failed);
+    } catch (error) {
+      result = failed(error);
+    }
+    if (joined !== undefined) return result;
+    return result instanceof Promise
+      ? result.then((response) => closeWithBody(scope, response))
+      : closeWithBody(scope, result);
+  };
+
+  const handler = handle as Handler;
+  const fetch = (request: Request): Promise<Response> => Promise.resolve(handle(request));
+  Object.defineProperties(handler, {
+    signals: { value: bus, enumerable: true },
+    inFlight: { get: () => inFlight, enumerable: true },
+    fetch: { value: fetch, enumerable: true },
+  });
+  return handler;
+}
+
+/** For a scope of our own: it closes when the body we return is over. */
+function closeWithBody(scope: RequestScope, response: Response): Response {
+  scope.status = response.status;
+  const body = response.body;
+  if (body === null) {
+    void scope.close('completed');
+    return response;
+  }
+  try {
+    const stream = scope.own(body, (reason) => {
+      if (reason.outcome === 'completed') void scope.close('completed');
+      else if (reason.outcome === 'cancelled') void scope.close('aborted');
+      else void scope.close('errored', reason.error);
+    });
+    return new Response(stream, {
+      status: response.status,
+      statusText: response.statusText,
+      headers: response.headers,
+    });
+  } catch (error) {
+    void scope.close('errored', error);
+    throw error;
+  }
+}
+
+function errorResponse(error: unknown, debug: boolean): Response {
+  const detail = debug
+    ? `\n\n${error instanceof Error ? (error.stack ?? String(error)) : String(error)}\n`
+    : '\n';
+  return new Response(`Internal Server Error${detail}`, {
+    status: 500,
+    headers: { 'content-type': 'text/plain; charset=utf-8' },
+  });
+}

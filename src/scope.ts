@@ -1,0 +1,327 @@
+/**
+ * The request scope: who owns a request's lifecycle, and the {@link RequestContext} it hands out.
+ *
+ * The outermost tsgi-aware component creates the scope (the Node adapter, or `handler.fetch` when a
+ * foreign host calls us) and closes it when the exchange with the client is over. Closing is
+ * idempotent and always does the same things, in this order:
+ *
+ * 1. records the outcome and duration, and aborts `context.signal` unless the response completed;
+ * 2. waits until the application and every middleware have returned or thrown (code still running
+ *    must not lose its database connection under it);
+ * 3. cancels every tracked body still open through the scope's own handle on its source, and waits for
+ *    those cancellations to settle for at most `gracePeriodMs` (default 1 s), reporting what did not;
+ * 4. runs the `context.onClose` callbacks, last registered first, each isolated;
+ * 5. runs the finishers (the handlers' `request_finished`), innermost handler first.
+ *
+ * A body tracked once closing has begun (an application that answers after the client left) is
+ * cancelled at once.
+ */
+import { type BodyCloseReason, type BodyHandle, isStaticBody, proxyBody, withBody } from './body.ts';
+import type { CloseCallback, FinishInfo, Outcome, RequestContext } from './types.ts';
+
+/** The context property that leads from a {@link RequestContext} to its scope. */
+export const SCOPE: unique symbol = Symbol.for('tsgi.scope');
+
+export interface ScopeOptions {
+  /** The client's address, if the host knows it. */
+  remoteAddress?: string;
+  /** How long cancellations and close callbacks may take before the scope gives up on them (ms). */
+  gracePeriodMs?: number;
+  /** Where problems found while closing are reported. Default: `console.error`. */
+  onError?: (error: unknown) => void;
+}
+
+/** Reported when cancellations or close callbacks did not settle within the grace period. */
+export class GracePeriodExceededError extends Error {
+  override name = 'GracePeriodExceededError';
+}
+
+/** The reason given to bodies the scope cancels. */
+export class ScopeClosedError extends Error {
+  override name = 'ScopeClosedError';
+  constructor(readonly outcome: Outcome) {
+    super(`tsgi: the request is over (${outcome}); the body was not needed any more`);
+  }
+}
+
+/** Thrown at a layer boundary when a layer hands back something that is not a Response. */
+export class InvalidResponseError extends TypeError {
+  override name = 'InvalidResponseError';
+}
+
+type Finisher = (info: FinishInfo) => void | Promise<void> | undefined | false;
+
+/**
+ * The state of one request, shared by every layer and every handler that joins it.
+ */
+export class RequestScope {
+  readonly context: RequestContext;
+  /** The status sent to the client; the owner sets it when it sends the head. */
+  status = 0;
+  /** Body bytes written to the client; the owner adds to it. */
+  bytesSent = 0;
+  /** The last response a boundary passed on (the pass-through fast path). */
+  last: unknown;
+  /** The last promise a boundary returned (the pass-through fast path for promises). */
+  lastPromise: unknown;
+  /** Settles once every step of closing is done. */
+  readonly finished: Promise<FinishInfo>;
+
+  private readonly startedAt = performance.now();
+  private readonly gracePeriodMs: number;
+  private readonly report: (error: unknown) => void;
+  private active = 0;
+  private whenIdle: (() => void) | undefined;
+  private bodies: BodyHandle[] = [];
+  private known: unknown[] = [];
+  private callbacks: CloseCallback[] = [];
+  private finishers: Finisher[] = [];
+  private failure: { error: unknown } | undefined;
+  private closing: { outcome: Outcome; durationMs: number } | undefined;
+  private info: FinishInfo | undefined;
+  private abort: AbortController | undefined;
+  private resolveFinished!: (info: FinishInfo) => void;
+
+  constructor(options: ScopeOptions = {}) {
+    this.gracePeriodMs = options.gracePeriodMs ?? 1000;
+    this.report = options.onError ?? ((error) => console.error(error));
+    this.context = new ScopeContext(this, options.remoteAddress);
+    this.finished = new Promise((resolve) => {
+      this.resolveFinished = resolve;
+    });
+  }
+
+  /** True once closing has begun. */
+  get isClosing(): boolean {
+    return this.closing !== undefined;
+  }
+
+  /** The signal behind `context.signal`, made on first use. */
+  get signal(): AbortSignal {
+    this.abort ??= new AbortController();
+    if (this.closing !== undefined && this.closing.outcome !== 'completed')
+      this.abort.abort(this.abortReason());
+    return this.abort.signal;
+  }
+
+  /** A layer started running. */
+  enter(): void {
+    this.active++;
+  }
+
+  /** A layer returned or threw. */
+  leave(): void {
+    if (--this.active === 0 && this.whenIdle !== undefined) this.whenIdle();
+  }
+
+  /** Records the exception the application or a body raised (the first one wins). */
+  fail(error: unknown): void {
+    this.failure ??= { error };
+  }
+
+  /**
+   * Registers a response that crossed a layer boundary and returns what to hand on: the same response
+   * when its body is already known, static or absent, else a copy whose body the scope can cancel.
+   */
+  track(response: Response, layer: string): Response {
+    if (response === this.last) return response;
+    checkResponse(response, layer);
+    this.last = response;
+    if (this.known.includes(response) || isStaticBody(response)) return response;
+    const body = response.body;
+    if (body === null || this.known.includes(body)) {
+      this.known.push(response);
+      return response;
+    }
+    const handle = proxyBody(body, noop);
+    this.bodies.push(handle);
+    if (this.closing !== undefined) void handle.cancel(new ScopeClosedError(this.closing.outcome));
+    const proxied = withBody(response, handle.stream);
+    this.known.push(handle.stream, proxied);
+    this.last = proxied;
+    return proxied;
+  }
+
+  /**
+   * Takes the owner's own handle on the final body: the scope cancels it on close like any other,
+   * and `onChunk` counts what is handed on.
+   */
+  own(
+    body: ReadableStream<Uint8Array>,
+    onClose: (reason: BodyCloseReason) => void,
+  ): ReadableStream<Uint8Array> {
+    const handle = proxyBody(body, onClose, (bytes) => {
+      this.bytesSent += bytes;
+    });
+    this.bodies.push(handle);
+    return handle.stream;
+  }
+
+  /** Registers a `context.onClose` callback. */
+  onClose(callback: CloseCallback): void {
+    if (typeof callback !== 'function') {
+      throw new TypeError(`context.onClose(callback): callback must be a function, got ${typeof callback}`);
+    }
+    if (this.info !== undefined) {
+      // Registered after the request was over: run it now, still isolated.
+      const late = runIsolated(callback, this.info, this.report);
+      if (late !== undefined) void this.settle([late], 'late onClose callback');
+      return;
+    }
+    this.callbacks.push(callback);
+  }
+
+  /** Registers a finisher (a handler's `request_finished`); it runs after every close callback. */
+  addFinisher(finisher: Finisher): void {
+    this.finishers.push(finisher);
+  }
+
+  /**
+   * Ends the request with `outcome` (the first call decides; later calls just wait). Resolves when
+   * every step of closing is done.
+   */
+  close(outcome: Outcome, error?: unknown): Promise<FinishInfo> {
+    if (this.closing !== undefined) return this.finished;
+    if (error !== undefined) this.fail(error);
+    this.closing = { outcome, durationMs: performance.now() - this.startedAt };
+    if (outcome !== 'completed') this.abort?.abort(this.abortReason());
+    void this.runClose();
+    return this.finished;
+  }
+
+  private abortReason(): Error {
+    return new ScopeClosedError(this.closing?.outcome ?? 'aborted');
+  }
+
+  private async runClose(): Promise<void> {
+    const closing = this.closing!;
+    if (this.active > 0) {
+      await new Promise<void>((resolve) => {
+        this.whenIdle = resolve;
+      });
+    }
+    const reason = new ScopeClosedError(closing.outcome);
+    const open = this.bodies.filter((handle) => !handle.closed);
+    if (open.length > 0)
+      await this.settle(
+        open.map((handle) => handle.cancel(reason)),
+        'response body',
+      );
+
+    const info: FinishInfo = {
+      status: this.status,
+      bytesSent: this.bytesSent,
+      durationMs: closing.durationMs,
+      outcome: closing.outcome,
+      ...(this.failure === undefined ? {} : { error: this.failure.error }),
+    };
+    this.info = info;
+    if (this.callbacks.length > 0) {
+      const pending: Promise<void>[] = [];
+      for (const callback of this.callbacks.reverse()) {
+        const result = runIsolated(callback, info, this.report);
+        if (result !== undefined) pending.push(result);
+      }
+      if (pending.length > 0) await this.settle(pending, 'onClose callback');
+    }
+    for (const finisher of this.finishers.reverse()) {
+      try {
+        finisher(info);
+      } catch (error) {
+        this.report(error);
+      }
+    }
+    this.bodies = [];
+    this.known = [];
+    this.last = undefined;
+    this.lastPromise = undefined;
+    this.resolveFinished(info);
+  }
+
+  /** Waits for `pending` for at most the grace period, then reports how many did not settle. */
+  private settle(pending: Promise<void>[], what: string): Promise<void> {
+    let left = pending.length;
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.report(
+          new GracePeriodExceededError(
+            `tsgi: ${left} ${what}${left === 1 ? '' : 's'} did not settle within ${this.gracePeriodMs} ms of the request closing; request_finished was sent anyway`,
+          ),
+        );
+        resolve();
+      }, this.gracePeriodMs);
+      (timer as { unref?: () => void }).unref?.();
+      for (const promise of pending) {
+        promise.then(() => {
+          if (--left === 0) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+      }
+    });
+  }
+}
+
+/** The scope of `context`, if it is a tsgi context. */
+export function scopeOf(context: unknown): RequestScope | undefined {
+  return (context as { [SCOPE]?: RequestScope } | undefined)?.[SCOPE];
+}
+
+class ScopeContext implements RequestContext {
+  readonly [SCOPE]: RequestScope;
+  readonly remoteAddress: string | undefined;
+  #id: string | undefined;
+  #state: Record<string | symbol, unknown> | undefined;
+
+  constructor(scope: RequestScope, remoteAddress: string | undefined) {
+    this[SCOPE] = scope;
+    this.remoteAddress = remoteAddress;
+  }
+
+  get id(): string {
+    this.#id ??= crypto.randomUUID();
+    return this.#id;
+  }
+
+  get signal(): AbortSignal {
+    return this[SCOPE].signal;
+  }
+
+  get state(): Record<string | symbol, unknown> {
+    this.#state ??= {};
+    return this.#state;
+  }
+
+  onClose(callback: CloseCallback): void {
+    this[SCOPE].onClose(callback);
+  }
+}
+
+function runIsolated(
+  callback: CloseCallback,
+  info: FinishInfo,
+  report: (error: unknown) => void,
+): Promise<void> | undefined {
+  try {
+    const result = callback(info);
+    if (result instanceof Promise) return result.catch(report);
+  } catch (error) {
+    report(error);
+  }
+  return undefined;
+}
+
+function checkResponse(value: unknown, layer: string): asserts value is Response {
+  if (value !== null && typeof value === 'object' && typeof (value as Response).status === 'number') return;
+  const got = value === null ? 'null' : typeof value;
+  const hint =
+    typeof value === 'function'
+      ? 'did you list a middleware factory without calling it (gzip instead of gzip())?'
+      : layer.startsWith('middleware')
+        ? 'did you forget to return next(request)?'
+        : 'did you forget a return statement?';
+  throw new InvalidResponseError(`tsgi: ${layer} returned ${got} instead of a Response — ${hint}`);
+}
+
+function noop(): void {}
