@@ -16,6 +16,18 @@ import { RequestScope, scopeOf } from './scope.ts';
 import { signals as defaultSignals, type SignalBus } from './signals.ts';
 import type { Application, FinishInfo, Handler, Middleware, RequestContext } from './types.ts';
 
+const HANDLER: unique symbol = Symbol.for('tsgi.handler');
+
+/**
+ * True when `app` was made by {@link createHandler} (so it emits signals itself).
+ *
+ * @example
+ * const site = isHandler(app) ? app : createHandler(app);
+ */
+export function isHandler(app: unknown): app is Handler {
+  return typeof app === 'function' && (app as { [HANDLER]?: true })[HANDLER] === true;
+}
+
 /** Options of {@link createHandler}. */
 export interface HandlerOptions {
   /** The site's middleware, outermost first. Default: none. */
@@ -93,6 +105,7 @@ export function createHandler(app: Application, options: HandlerOptions = {}): H
     signals: { value: bus, enumerable: true },
     inFlight: { get: () => inFlight, enumerable: true },
     fetch: { value: fetch, enumerable: true },
+    [HANDLER]: { value: true },
   });
   return handler;
 }

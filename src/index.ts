@@ -6,7 +6,7 @@
  */
 export { type BodyCloseReason, STATIC_BODY, trackBody } from './body.ts';
 export { compose, defineMiddleware, type Next } from './compose.ts';
-export { createHandler, type HandlerOptions } from './handler.ts';
+export { createHandler, type HandlerOptions, isHandler } from './handler.ts';
 export {
   GracePeriodExceededError,
   InvalidResponseError,
