@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ReceiverError, SignalBus, signals } from '../src/index.ts';
 import type { Handler, RequestContext, RequestStartedEvent } from '../src/index.ts';
+import { ReceiverError, SignalBus, signals } from '../src/index.ts';
 
 const started = (): RequestStartedEvent => ({
   sender: (() => new Response()) as unknown as Handler,
@@ -66,7 +66,10 @@ describe('SignalBus', () => {
       assert.deepEqual(calls, ['after']);
       assert.equal(reported.length, 1);
       assert.ok(reported[0] instanceof ReceiverError);
-      assert.match((reported[0] as Error).message, /receiver broken of 'request_started' failed: Error: boom/);
+      assert.match(
+        (reported[0] as Error).message,
+        /receiver broken of 'request_started' failed: Error: boom/,
+      );
       assert.equal(((reported[0] as Error).cause as Error).message, 'boom');
     });
 
