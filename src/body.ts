@@ -45,7 +45,7 @@ export function isStaticBody(response: Response): boolean {
     undiciState
   ];
   if (state === undefined) return false;
-  return state.body === null || (state.body?.source !== null && state.body?.source !== undefined);
+  return state.body == null || (state.body.source !== null && state.body.source !== undefined);
 }
 
 let undiciState: symbol | false | undefined;

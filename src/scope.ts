@@ -19,6 +19,9 @@
 import { type BodyCloseReason, type BodyHandle, isStaticBody, proxyBody, withBody } from './body.ts';
 import type { CloseCallback, FinishInfo, Outcome, RequestContext } from './types.ts';
 
+/** Matches no value a layer can return (the fast-path fields start out holding it). */
+const NOTHING = Symbol('nothing');
+
 /** The context property that leads from a {@link RequestContext} to its scope. */
 export const SCOPE: unique symbol = Symbol.for('tsgi.scope');
 
@@ -61,9 +64,9 @@ export class RequestScope {
   /** Body bytes written to the client; the owner adds to it. */
   bytesSent = 0;
   /** The last response a boundary passed on (the pass-through fast path). */
-  last: unknown;
+  last: unknown = NOTHING;
   /** The last promise a boundary returned (the pass-through fast path for promises). */
-  lastPromise: unknown;
+  lastPromise: unknown = NOTHING;
   /** Settles once every step of closing is done. */
   readonly finished: Promise<FinishInfo>;
 
@@ -233,8 +236,8 @@ export class RequestScope {
     }
     this.bodies = [];
     this.known = [];
-    this.last = undefined;
-    this.lastPromise = undefined;
+    this.last = NOTHING;
+    this.lastPromise = NOTHING;
     this.resolveFinished(info);
   }
 
