@@ -253,7 +253,6 @@ export class RequestScope {
         );
         resolve();
       }, this.gracePeriodMs);
-      (timer as { unref?: () => void }).unref?.();
       for (const promise of pending) {
         promise.then(() => {
           if (--left === 0) {
