@@ -119,6 +119,7 @@ export function proxyBody(
   const reader = source.getReader();
   let closed = false;
   let abandoned: { reason: unknown } | undefined;
+  let cancelling: Promise<void> | undefined;
   let controller!: ReadableStreamDefaultController<Uint8Array>;
 
   const finish = (reason: BodyCloseReason): void => {
@@ -127,14 +128,15 @@ export function proxyBody(
     callSafely(onClose, reason);
   };
 
-  const cancelSource = async (reason: unknown): Promise<void> => {
-    try {
-      await reader.cancel(reason);
-    } catch {
-      // A source whose cancel throws is still over for us: onClose runs below either way.
-    } finally {
-      finish({ outcome: 'cancelled', reason });
-    }
+  // One cancellation, however many ask for it: a second caller waits for the same one to settle
+  // (an async generator's finally runs only after its pending await).
+  const cancelSource = (reason: unknown): Promise<void> => {
+    cancelling ??= reader.cancel(reason).then(
+      () => finish({ outcome: 'cancelled', reason }),
+      // A source whose cancel throws is still over for us: onClose runs either way.
+      () => finish({ outcome: 'cancelled', reason }),
+    );
+    return cancelling;
   };
 
   const stream = new ReadableStream<Uint8Array>(
@@ -176,6 +178,7 @@ export function proxyBody(
     },
     cancel(reason) {
       if (closed) return Promise.resolve();
+      if (cancelling !== undefined) return cancelling;
       abandoned = { reason };
       try {
         // Whoever still reads the proxy (a tee branch, a forgotten reader) sees an error, not a

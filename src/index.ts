@@ -6,7 +6,19 @@
  */
 export { type BodyCloseReason, STATIC_BODY, trackBody } from './body.ts';
 export { compose, defineMiddleware, type Next } from './compose.ts';
+export { fromNodeListener, type RequestListener } from './from-node.ts';
 export { createHandler, type HandlerOptions, isHandler } from './handler.ts';
+export { LoadError, loadApplication } from './loader.ts';
+export { type Mountable, type MountContext, mount } from './mount.ts';
+export {
+  type ListenerOptions,
+  type NodeListener,
+  PayloadTooLargeError,
+  type RunningServer,
+  type ServeOptions,
+  serve,
+  toNodeListener,
+} from './node.ts';
 export {
   GracePeriodExceededError,
   InvalidResponseError,
@@ -15,6 +27,14 @@ export {
   type ScopeOptions,
   scopeOf,
 } from './scope.ts';
+export {
+  getWsgiApplication,
+  ImproperlyConfigured,
+  loadSettings,
+  type Settings,
+  type SettingsOptions,
+  type SettingsSource,
+} from './settings.ts';
 export { ReceiverError, SignalBus, type SignalErrorReporter, signals } from './signals.ts';
 export type {
   Application,

@@ -1,0 +1,336 @@
+/**
+ * `FastResponse`: a `Response` that costs what a plain object costs until someone needs more.
+ *
+ * Node's own `Response` (undici) builds a `ReadableStream` and a header list the moment it is made,
+ * even for `new Response('Hello World')`: about 17 µs of CPU, against about 24 µs for a whole request
+ * through raw `node:http`. While `serve()` runs, the global `Response` is this class instead (see
+ * {@link useFastResponse}); `close()` of the last server puts the original back. The Node adapter then
+ * writes a string or bytes body straight to the socket, and nothing else is ever built.
+ *
+ * What stays true (each has a test in test/fast-response.test.ts):
+ * - `instanceof Response` holds for these and for undici's own responses (from `fetch()`,
+ *   `Response.json()`, or made before the swap), whichever `Response` the check names;
+ * - the constructor validates like undici (RangeError for a status outside 200–599, TypeError for a
+ *   bad status text, a body with a null-body status, bad headers, a locked stream body); a body it
+ *   does not handle itself (Blob, FormData, URLSearchParams, ArrayBuffer, …) is handed to undici at
+ *   once, so its semantics are undici's exactly;
+ * - `status`, `statusText`, `ok`, `headers` (made on first use, with undici's default content type),
+ *   `type`, `url` and `redirected` are plain fields; `body`, `bodyUsed`, `text()`, `json()`,
+ *   `arrayBuffer()`, `blob()`, `formData()`, `bytes()` and `clone()` make the undici body on first use
+ *   and delegate to it; a stream body is returned as given (`new Response(s).body === s`, as undici);
+ * - the statics `Response.error()` and `Response.redirect()` are undici's; `Response.json()` makes a
+ *   FastResponse with undici's `application/json` default.
+ *
+ * Caveat: once a body has been made, a header added afterwards does not change what `blob().type` or
+ * `formData()` see (they read the content type as it was when the body was made).
+ */
+import { Readable } from 'node:stream';
+import { isStaticBody, STATIC_BODY } from './body.ts';
+
+/** The runtime's own `Response`, captured before any swap. */
+export const GlobalResponse: typeof Response = globalThis.Response;
+
+const TEXT_TYPE = 'text/plain;charset=UTF-8';
+const JSON_TYPE = 'application/json';
+const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304]);
+// RFC 9110 reason-phrase: HTAB, SP, VCHAR, obs-text.
+const REASON_PHRASE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/** What the Node writer needs from a response whose body is fixed data nobody has touched. */
+export interface FixedResponse {
+  readonly status: number;
+  readonly statusText: string;
+  /** The headers, or undefined when none were set or read (then only `contentType` applies). */
+  readonly headers: Headers | undefined;
+  /** The default content type of the body, used when `headers` is undefined. */
+  readonly contentType: string | undefined;
+  readonly body: string | Uint8Array<ArrayBuffer> | null;
+}
+
+let fixedOf: (response: object) => FixedResponse | undefined;
+let realOf: (response: FastResponse) => Response;
+
+/**
+ * The parts of `response` to write without building a stream, when it is a {@link FastResponse} whose
+ * body is a string, bytes or nothing and was never read; otherwise undefined.
+ */
+export function fixedResponse(response: Response): FixedResponse | undefined {
+  return fixedOf(response);
+}
+
+type FastBody = string | Uint8Array<ArrayBuffer> | ReadableStream<Uint8Array> | null;
+
+export class FastResponse {
+  #status: number;
+  #statusText: string;
+  #headers: Headers | undefined;
+  #contentType: string | undefined;
+  #body: FastBody;
+  /** undici's response, holding the body once it was made (and everything, for bodies we don't handle). */
+  #real: Response | undefined;
+
+  constructor(body?: BodyInit | null, init?: ResponseInit) {
+    this.#status = 200;
+    this.#statusText = '';
+    this.#headers = undefined;
+    this.#contentType = undefined;
+    this.#body = null;
+    this.#real = undefined;
+
+    let headersInit: HeadersInit | undefined;
+    let fast = true;
+    if (init !== undefined && init !== null) {
+      if (typeof init !== 'object') fast = false;
+      else {
+        const { status, statusText, headers } = init;
+        init = { status, statusText, headers }; // read each member once, as WebIDL does
+        if (status !== undefined) {
+          if (Number.isInteger(status) && status >= 200 && status <= 599) this.#status = status;
+          else fast = false;
+        }
+        if (statusText !== undefined) {
+          if (typeof statusText === 'string' && REASON_PHRASE.test(statusText)) this.#statusText = statusText;
+          else fast = false;
+        }
+        headersInit = headers;
+      }
+    }
+    if (fast && body !== undefined && body !== null) {
+      if (NULL_BODY_STATUS.has(this.#status)) fast = false;
+      else if (typeof body === 'string') {
+        this.#body = body;
+        this.#contentType = TEXT_TYPE;
+      } else if (body instanceof Uint8Array) {
+        this.#body = new Uint8Array(body); // undici copies the bytes too
+      } else if (body instanceof ReadableStream && !body.locked && !isDisturbed(body)) {
+        this.#body = body;
+      } else fast = false;
+    }
+    if (!fast) {
+      // Undici's own rules, errors and body extraction, exactly.
+      const real = new GlobalResponse(body, init);
+      this.#real = real;
+      this.#status = real.status;
+      this.#statusText = real.statusText;
+      this.#headers = real.headers;
+      if (isStaticBody(real)) (this as { [STATIC_BODY]?: true })[STATIC_BODY] = true;
+      return;
+    }
+    if (headersInit !== undefined) {
+      const headers = new Headers(headersInit);
+      if (this.#contentType !== undefined && !headers.has('content-type')) {
+        headers.set('content-type', this.#contentType);
+      }
+      this.#headers = headers;
+    }
+    if (!(this.#body instanceof ReadableStream)) (this as { [STATIC_BODY]?: true })[STATIC_BODY] = true;
+  }
+
+  get type(): ResponseType {
+    return 'default';
+  }
+
+  get url(): string {
+    return '';
+  }
+
+  get redirected(): boolean {
+    return false;
+  }
+
+  get status(): number {
+    return this.#status;
+  }
+
+  get ok(): boolean {
+    return this.#status >= 200 && this.#status <= 299;
+  }
+
+  get statusText(): string {
+    return this.#statusText;
+  }
+
+  get headers(): Headers {
+    if (this.#headers === undefined) {
+      this.#headers = new Headers();
+      if (this.#contentType !== undefined) this.#headers.set('content-type', this.#contentType);
+    }
+    return this.#headers;
+  }
+
+  get body(): ReadableStream<Uint8Array> | null {
+    if (this.#real !== undefined) return this.#real.body;
+    const body = this.#body;
+    if (body === null || body instanceof ReadableStream) return body;
+    return this.#materialize().body;
+  }
+
+  get bodyUsed(): boolean {
+    if (this.#real !== undefined) return this.#real.bodyUsed;
+    const body = this.#body;
+    return body instanceof ReadableStream && isDisturbed(body);
+  }
+
+  arrayBuffer(): Promise<ArrayBuffer> {
+    return this.#consume((real) => real.arrayBuffer());
+  }
+
+  blob(): Promise<Blob> {
+    return this.#consume((real) => real.blob());
+  }
+
+  bytes(): Promise<Uint8Array> {
+    return this.#consume((real) => (real as unknown as { bytes(): Promise<Uint8Array> }).bytes());
+  }
+
+  formData(): Promise<FormData> {
+    return this.#consume((real) => real.formData());
+  }
+
+  json(): Promise<unknown> {
+    return this.#consume((real) => real.json());
+  }
+
+  text(): Promise<string> {
+    return this.#consume((real) => real.text());
+  }
+
+  clone(): Response {
+    if (this.bodyUsed) throw new TypeError('Response.clone: Body has already been consumed.');
+    const init = { status: this.#status, statusText: this.#statusText, headers: this.headers };
+    const body = this.#body;
+    if (this.#real === undefined && !(body instanceof ReadableStream)) {
+      return new FastResponse(body, init) as unknown as Response;
+    }
+    // undici tees the body: this response keeps one branch, the clone gets the other.
+    const branch = this.#materialize().clone().body;
+    return new FastResponse(branch, init) as unknown as Response;
+  }
+
+  /** Makes undici's response for the body (status and headers stay ours). */
+  #materialize(): Response {
+    this.#real ??= new GlobalResponse(this.#body, { headers: this.headers });
+    return this.#real;
+  }
+
+  #consume<T>(read: (real: Response) => Promise<T>): Promise<T> {
+    try {
+      return read(this.#materialize());
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  [Symbol.for('nodejs.util.inspect.custom')](
+    depth: number,
+    options: object,
+    inspect: (value: unknown, options: object) => string,
+  ): string {
+    if (depth < 0) return '[Response]';
+    const view = {
+      status: this.#status,
+      statusText: this.#statusText,
+      headers: this.headers,
+      body: this.#real === undefined ? this.#body : this.#real.body,
+      bodyUsed: this.bodyUsed,
+      ok: this.ok,
+      redirected: false,
+      type: 'default',
+      url: '',
+    };
+    return `Response ${inspect(view, options)}`;
+  }
+
+  /** Like undici's `Response.json()`, without building a stream. */
+  static json(data: unknown, init?: ResponseInit): Response {
+    if (init !== undefined && init !== null && typeof init !== 'object')
+      return GlobalResponse.json(data, init);
+    const text = JSON.stringify(data);
+    if (text === undefined) throw new TypeError('Value is not JSON serializable');
+    const given = init?.headers;
+    const headers = given === undefined ? undefined : new Headers(given);
+    if (headers !== undefined && !headers.has('content-type')) headers.set('content-type', JSON_TYPE);
+    const response = new FastResponse(text, { status: init?.status, statusText: init?.statusText, headers });
+    if (headers === undefined) response.#contentType = JSON_TYPE;
+    return response as unknown as Response;
+  }
+
+  static {
+    realOf = (response) => response.#materialize();
+    fixedOf = (response) => {
+      if (!(#real in response) || response.#real !== undefined) return undefined;
+      const body = response.#body;
+      if (body instanceof ReadableStream) return undefined;
+      return {
+        status: response.#status,
+        statusText: response.#statusText,
+        headers: response.#headers,
+        contentType: response.#contentType,
+        body,
+      };
+    };
+  }
+}
+
+// Inherit undici's statics (error, redirect) and make every FastResponse an undici Response by
+// prototype, so `instanceof` with the original class and `Object.prototype.toString` agree.
+Object.setPrototypeOf(FastResponse, GlobalResponse);
+Object.setPrototypeOf(FastResponse.prototype, GlobalResponse.prototype);
+Object.defineProperty(FastResponse, 'name', { value: 'Response' });
+// `x instanceof Response` holds for undici's responses too (from fetch(), Response.json(), or made
+// before the swap); a subclass of the swapped global keeps the ordinary check.
+Object.defineProperty(FastResponse, Symbol.hasInstance, {
+  value: function hasInstance(this: unknown, value: unknown): boolean {
+    if (this !== FastResponse) return Function.prototype[Symbol.hasInstance].call(this, value);
+    return value instanceof GlobalResponse;
+  },
+  configurable: true,
+});
+
+// Anything undici's Response has that FastResponse does not define itself (a future method) goes to
+// the undici body, so nothing reaches undici's code with a FastResponse as `this`.
+for (const key of Object.getOwnPropertyNames(GlobalResponse.prototype)) {
+  if (Object.hasOwn(FastResponse.prototype, key)) continue;
+  const descriptor = Object.getOwnPropertyDescriptor(GlobalResponse.prototype, key)!;
+  const { value, get } = descriptor;
+  if (typeof value === 'function') {
+    Object.defineProperty(FastResponse.prototype, key, {
+      ...descriptor,
+      value(this: FastResponse, ...args: unknown[]) {
+        return (value as (...a: unknown[]) => unknown).apply(realOf(this), args);
+      },
+    });
+  } else if (get !== undefined) {
+    Object.defineProperty(FastResponse.prototype, key, {
+      ...descriptor,
+      get(this: FastResponse) {
+        return get.call(realOf(this));
+      },
+    });
+  }
+}
+
+/** True once a stream was read from or cancelled (Node's check accepts web streams too). */
+export function isDisturbed(stream: ReadableStream): boolean {
+  return Readable.isDisturbed(stream as never);
+}
+
+let leases = 0;
+
+/**
+ * Makes the global `Response` a {@link FastResponse} until the returned function is called (each
+ * caller gets its own release; the original comes back when the last one releases).
+ */
+export function useFastResponse(): () => void {
+  if (leases++ === 0 && globalThis.Response === GlobalResponse) {
+    globalThis.Response = FastResponse as unknown as typeof Response;
+  }
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    if (--leases === 0 && (globalThis.Response as unknown) === FastResponse) {
+      globalThis.Response = GlobalResponse;
+    }
+  };
+}

@@ -1,0 +1,461 @@
+/**
+ * `fromNodeListener(listener)`: mounts an Express or Connect app — any `(req, res) => void` — inside
+ * a tsgi site. The reverse of `toNodeListener()`, and like it a pure translation.
+ *
+ * The listener gets a real `http.IncomingMessage` and a real `http.ServerResponse` (Express swaps
+ * their prototypes for its own, so look-alikes would not do), joined by an in-memory socket instead
+ * of a TCP one. What the response writes to that socket is read back: the head becomes the status
+ * and headers of the tsgi `Response`, the rest streams out as its body. The socket takes one chunk
+ * at a time and acknowledges it only when the client asks for it, so `res.write()` returns false and
+ * `'drain'` comes late exactly as on a slow connection: a listener that honours backpressure (a
+ * pipe, `res.sendFile`) is held back by the real client. The request body is read from the fetch
+ * `Request` only as fast as the listener reads `req`.
+ *
+ * When the client leaves (`context.signal` aborts, or the body is cancelled) the listener sees what a
+ * disconnect looks like on Node: `'aborted'` and `'close'` on `req`, `'close'` without `'finish'` on
+ * `res`. When the response is over, `res` and `req` emit `'close'` as after a normal exchange.
+ *
+ * Errors: the listener gets a `next` callback as Connect and Express expect. `next(error)`, or a
+ * synchronous throw, before the response started becomes an exception of the tsgi application (the
+ * handler answers 500 and fires `got_request_exception`); `next()` with nothing written is a 404. A
+ * listener that destroys the connection mid-response errors the body (the client sees a cut
+ * connection, never a truncated body passed off as whole).
+ *
+ * Caveats: hop-by-hop headers (`Connection`, `Transfer-Encoding`, `Keep-Alive`, `Upgrade`, ...) are
+ * dropped, since the tsgi server frames the body itself; interim 1xx responses (`writeContinue`,
+ * `writeEarlyHints`) and protocol upgrades cannot be carried by a fetch `Response`; `req.socket`
+ * timeouts are no-ops, `remoteAddress` comes from the context, and the HTTP version is 1.1.
+ */
+import { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { Duplex } from 'node:stream';
+import type { Application, RequestContext } from './types.ts';
+
+/** A `node:http` request listener: Express and Connect apps are ones (`next` is optional). */
+export type RequestListener = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  next: (error?: unknown) => void,
+) => void;
+
+/**
+ * Wraps a `node:http` request listener (an Express or Connect app) as a tsgi application.
+ *
+ * @example
+ * import express from 'express';
+ * const legacy = express();
+ * legacy.get('/users', (req, res) => res.json([]));
+ * const site = mount({ '/legacy': fromNodeListener(legacy) }, application); // GET /legacy/users
+ */
+export function fromNodeListener(listener: RequestListener): Application {
+  if (typeof listener !== 'function') {
+    throw new TypeError(
+      `fromNodeListener(listener): listener must be a (req, res) => void function, like an Express app; got ${listener === null ? 'null' : typeof listener}`,
+    );
+  }
+  return function nodeListener(request, context) {
+    return new Exchange(request, context).run(listener);
+  };
+}
+
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'trailer',
+  'te',
+]);
+const NULL_BODY = new Set([204, 205, 304]);
+const HEAD_END = Buffer.from('\r\n\r\n');
+
+/** One call of the listener: its req, res and socket, and the tsgi Response made from them. */
+class Exchange {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly socket: ExchangeSocket;
+  private resolve!: (response: Response) => void;
+  private reject!: (error: unknown) => void;
+  private readonly response = new Promise<Response>((resolve, reject) => {
+    this.resolve = resolve;
+    this.reject = reject;
+  });
+  /** Bytes of the head received so far; undefined once the head was read. */
+  private head: Buffer | undefined = Buffer.alloc(0);
+  private chunked: ChunkedDecoder | undefined;
+  private discardBody = false;
+  /** True once the tsgi Response (or an error in its place) was handed back. */
+  private responded = false;
+  /** The chunk the socket handed us, waiting for the client to ask for it. */
+  private pending: { chunk: Buffer; callback: (error?: Error | null) => void } | undefined;
+  private wake: (() => void) | undefined;
+  private ended = false;
+  private failure: { error: unknown } | undefined;
+  /** True once the exchange is over, one way or another. */
+  private over = false;
+  private bodyReader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  private bodyDone = false;
+  private readonly onAbort = (): void => this.abandon(this.context.signal.reason);
+
+  constructor(
+    private readonly request: Request,
+    private readonly context: RequestContext,
+  ) {
+    const url = new URL(request.url);
+    this.socket = new ExchangeSocket(this, context?.remoteAddress, url.protocol === 'https:');
+    this.req = makeRequest(request, context, url, this.socket as unknown as Socket);
+    this.res = new ServerResponse(this.req);
+    this.res.sendDate = false; // the tsgi server dates the response
+    this.res.useChunkedEncodingByDefault = false; // raw bytes: the tsgi server frames the body
+    this.res.assignSocket(this.socket as unknown as Socket);
+    // Ending the socket once the response finished lets the last chunks drain before the body ends.
+    this.res.once('finish', () => this.socket.end());
+    // node:http's server relays the socket's 'drain' to the response; here we are that server.
+    this.socket.on('drain', () => {
+      if (this.res.writableNeedDrain) this.res.emit('drain');
+    });
+    const req = this.req;
+    if (request.body === null) {
+      this.endRequestBody();
+    } else {
+      // Own `_read`, as `new Readable({ read })` would set it: it survives Express swapping the
+      // prototype. The prototype's `_read` still runs first for IncomingMessage's bookkeeping.
+      req._read = (size) => {
+        IncomingMessage.prototype._read.call(req, size);
+        this.readRequestBody();
+      };
+    }
+  }
+
+  run(listener: RequestListener): Promise<Response> {
+    const signal = this.context?.signal;
+    if (signal?.aborted) {
+      this.abandon(signal.reason);
+      return this.response;
+    }
+    signal?.addEventListener('abort', this.onAbort, { once: true });
+    try {
+      listener(this.req, this.res, (error?: unknown) => {
+        if (error !== undefined && error !== null) this.fail(error);
+        else if (!this.responded && !this.over) {
+          this.settle(notFound());
+          this.finish();
+        }
+      });
+    } catch (error) {
+      this.fail(error);
+    }
+    return this.response;
+  }
+
+  /** A write reached the socket. */
+  received(chunk: Buffer, callback: (error?: Error | null) => void): void {
+    if (this.head !== undefined) {
+      let head = this.head.length === 0 ? chunk : Buffer.concat([this.head, chunk]);
+      for (;;) {
+        const end = head.indexOf(HEAD_END);
+        if (end === -1) {
+          this.head = head;
+          callback();
+          return;
+        }
+        const text = head.toString('latin1', 0, end);
+        head = head.subarray(end + HEAD_END.length);
+        if (/^HTTP\/1\.[01] 1\d\d/.test(text) && !text.startsWith('HTTP/1.1 101')) continue; // interim
+        this.head = undefined;
+        try {
+          this.respond(text);
+        } catch (error) {
+          this.fail(error);
+        }
+        break;
+      }
+      chunk = head;
+    }
+    if (this.chunked !== undefined) chunk = this.chunked.decode(chunk);
+    if (this.discardBody || this.over || chunk.length === 0) {
+      callback();
+      return;
+    }
+    this.pending = { chunk, callback };
+    this.wakeUp();
+  }
+
+  /** The response ended and every chunk before the end was taken. */
+  socketEnded(): void {
+    this.ended = true;
+    if (this.discardBody) this.finish();
+    else this.wakeUp();
+  }
+
+  /** The socket was destroyed: by us when the exchange is over, else by the listener. */
+  socketDestroyed(error: Error | null): void {
+    const pending = this.pending;
+    this.pending = undefined;
+    pending?.callback(error ?? new Error('tsgi: the connection was closed'));
+    if (this.over) return;
+    this.fail(
+      error ?? new Error('tsgi: the Node listener destroyed the connection before the response ended'),
+    );
+  }
+
+  private respond(text: string): void {
+    const lines = text.split('\r\n');
+    const status = /^HTTP\/1\.[01] (\d{3}) ?(.*)$/.exec(lines[0]!);
+    const code = Number(status?.[1]);
+    if (!(code >= 200 && code <= 599)) {
+      throw new RangeError(
+        `tsgi: the Node listener answered with status ${status?.[1]}, which a fetch Response cannot carry`,
+      );
+    }
+    const headers = new Headers();
+    for (const line of lines.slice(1)) {
+      const colon = line.indexOf(':');
+      const name = line.slice(0, colon).trim();
+      const value = line.slice(colon + 1).trim();
+      const lower = name.toLowerCase();
+      if (!HOP_BY_HOP.has(lower)) headers.append(name, value);
+      else if (lower === 'transfer-encoding' && /chunked/i.test(value)) this.chunked = new ChunkedDecoder();
+    }
+    this.discardBody = this.request.method === 'HEAD' || NULL_BODY.has(code);
+    const body = this.discardBody ? null : this.body();
+    this.settle(new Response(body, { status: code, statusText: status?.[2] ?? '', headers }));
+  }
+
+  private settle(response: Response): void {
+    this.responded = true;
+    this.resolve(response);
+  }
+
+  private body(): ReadableStream<Uint8Array> {
+    return new ReadableStream<Uint8Array>(
+      {
+        pull: async (controller) => {
+          for (;;) {
+            const pending = this.pending;
+            if (pending !== undefined) {
+              this.pending = undefined;
+              controller.enqueue(pending.chunk);
+              pending.callback();
+              return;
+            }
+            if (this.failure !== undefined) {
+              controller.error(this.failure.error);
+              return;
+            }
+            if (this.ended) {
+              controller.close();
+              this.finish();
+              return;
+            }
+            await new Promise<void>((resolve) => {
+              this.wake = resolve;
+            });
+          }
+        },
+        cancel: (reason) => this.abandon(reason),
+      },
+      { highWaterMark: 0 },
+    );
+  }
+
+  private wakeUp(): void {
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
+  }
+
+  /** The listener failed: a 500 if nothing was sent yet, else a cut connection. */
+  private fail(error: unknown): void {
+    if (this.over) return;
+    if (!this.responded) {
+      this.responded = true;
+      this.reject(error);
+    }
+    this.failure = { error };
+    this.wakeUp();
+    this.close();
+  }
+
+  /** The response is over and the client has it: close req and res as after a normal exchange. */
+  private finish(): void {
+    if (this.over) return;
+    this.over = true;
+    this.context?.signal?.removeEventListener('abort', this.onAbort);
+    this.endRequestBody();
+    this.req.removeAllListeners('data');
+    this.req.resume();
+    this.socket.destroy();
+  }
+
+  /** The client went away: the listener sees a disconnect. */
+  private abandon(reason: unknown): void {
+    if (this.over) return;
+    // Nobody reads the answer any more; settle it so the request scope can finish.
+    if (!this.responded) this.settle(new Response(null, { status: 503 }));
+    this.failure ??= { error: reason };
+    this.wakeUp();
+    this.close();
+  }
+
+  private close(): void {
+    this.over = true;
+    this.context?.signal?.removeEventListener('abort', this.onAbort);
+    this.bodyReader?.cancel().catch(noop);
+    this.bodyDone = true;
+    this.req.destroy(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
+    this.socket.destroy();
+  }
+
+  private readRequestBody(): void {
+    if (this.bodyDone) return;
+    this.bodyReader ??= this.request.body!.getReader();
+    this.bodyReader.read().then(
+      ({ done, value }) => {
+        if (this.bodyDone) return;
+        if (done) this.endRequestBody();
+        else this.req.push(value);
+      },
+      (error: unknown) => {
+        if (this.bodyDone) return;
+        this.bodyDone = true;
+        this.req.destroy(error instanceof Error ? error : new Error(String(error)));
+      },
+    );
+  }
+
+  /** Ends `req`; a body the listener did not read is cancelled (the tsgi server discards it). */
+  private endRequestBody(): void {
+    if (this.bodyDone) return;
+    this.bodyDone = true;
+    const body = this.request.body;
+    if (this.bodyReader !== undefined) this.bodyReader.cancel().catch(noop);
+    else if (body !== null && !body.locked) body.cancel().catch(noop);
+    this.req.complete = true;
+    this.req.push(null);
+  }
+}
+
+/** The in-memory connection between the listener's `res` and the tsgi Response. */
+class ExchangeSocket extends Duplex {
+  readonly remotePort = undefined;
+
+  constructor(
+    private readonly exchange: Exchange,
+    readonly remoteAddress: string | undefined,
+    readonly encrypted: boolean,
+  ) {
+    super({ allowHalfOpen: true });
+  }
+
+  override _read(): void {}
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.exchange.received(chunk, callback);
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    this.exchange.socketEnded();
+    callback();
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.exchange.socketDestroyed(error);
+    // Not re-emitted as 'error': nobody listens on this socket as a server would, and the exchange
+    // already reports it where it belongs (the body or the application's result).
+    callback(null);
+  }
+
+  setTimeout(): this {
+    return this;
+  }
+
+  setNoDelay(): this {
+    return this;
+  }
+
+  setKeepAlive(): this {
+    return this;
+  }
+}
+
+function makeRequest(request: Request, context: RequestContext, url: URL, socket: Socket): IncomingMessage {
+  const req = new IncomingMessage(socket);
+  req.method = request.method;
+  req.url = url.pathname + url.search;
+  req.httpVersion = '1.1';
+  req.httpVersionMajor = 1;
+  req.httpVersionMinor = 1;
+  const headers: Record<string, string> = {};
+  const raw: string[] = [];
+  request.headers.forEach((value, name) => {
+    headers[name] = value;
+    raw.push(name, value);
+  });
+  if (headers.host === undefined) {
+    headers.host = url.host;
+    raw.push('host', url.host);
+  }
+  req.headers = headers;
+  req.rawHeaders = raw;
+  // Express keeps the URL it was first given as req.originalUrl (redirects use it): under mount(),
+  // that is the URL before the prefix was stripped.
+  const original = (context as { originalUrl?: unknown } | undefined)?.originalUrl;
+  if (typeof original === 'string') {
+    const { pathname, search } = new URL(original);
+    Object.assign(req, { originalUrl: pathname + search });
+  }
+  return req;
+}
+
+/** Undoes `Transfer-Encoding: chunked`, for a listener that set that header itself. */
+class ChunkedDecoder {
+  private rest: Buffer = Buffer.alloc(0);
+  /** Data bytes left in the current chunk, then 2 for its CRLF. */
+  private left = 0;
+  private data = false;
+  private done = false;
+
+  decode(input: Buffer): Buffer {
+    let buffer = this.rest.length === 0 ? input : Buffer.concat([this.rest, input]);
+    this.rest = Buffer.alloc(0);
+    const out: Buffer[] = [];
+    while (buffer.length > 0 && !this.done) {
+      if (this.left > 0) {
+        const take = Math.min(this.left, buffer.length);
+        if (this.data) out.push(buffer.subarray(0, take));
+        buffer = buffer.subarray(take);
+        this.left -= take;
+        if (this.left === 0 && this.data) {
+          this.data = false;
+          this.left = 2;
+        }
+        continue;
+      }
+      const end = buffer.indexOf('\r\n');
+      if (end === -1) {
+        this.rest = buffer;
+        break;
+      }
+      const size = Number.parseInt(buffer.toString('latin1', 0, end), 16);
+      buffer = buffer.subarray(end + 2);
+      if (!(size > 0))
+        this.done = true; // the last chunk; trailers are dropped
+      else {
+        this.left = size;
+        this.data = true;
+      }
+    }
+    return out.length === 1 ? out[0]! : Buffer.concat(out);
+  }
+}
+
+function notFound(): Response {
+  return new Response('Not Found\n', {
+    status: 404,
+    headers: { 'content-type': 'text/plain; charset=utf-8' },
+  });
+}
+
+function noop(): void {}

@@ -1,0 +1,534 @@
+/**
+ * The Node server adapter: `serve(app, options)` runs a tsgi application on `node:http`, and
+ * `toNodeListener(app)` gives the same machinery as a `(req, res)` listener for Express, Connect or a
+ * `node:http` server of your own.
+ *
+ * The adapter only translates. For each request it creates the request scope, builds the `Request`
+ * (a lazy {@link NodeRequest}), calls the application, writes the `Response`, and closes the scope
+ * exactly when the exchange with the client is over:
+ * - `completed` once the whole response was handed to the socket (the response's `'finish'`);
+ * - `aborted` when the client went away first: the response's `'close'` without `'finish'`, or the
+ *   socket's `'close'` for pipelined responses queued behind a slow one (Node tells them nothing);
+ * - `errored` when the body failed midway; the connection is then cut, never ended, so the client
+ *   cannot take a truncated body for a complete one.
+ *
+ * Writing: a body of fixed data (a string or bytes in a tsgi `FastResponse`, see fast-response.ts)
+ * goes out in one `end()` with a `Content-Length` and no stream is ever made; any other body is
+ * pumped one chunk at a time, waiting for `'drain'` whenever the socket is full, so a slow client
+ * holds the source back. HEAD, 204, 304 and 1xx responses never read their body; they cancel it.
+ * Every header is written as given, repeated `Set-Cookie` headers included.
+ *
+ * Speed: while `serve()` runs, the global `Response` is tsgi's `FastResponse` (put back when the last
+ * server closes), and requests are `NodeRequest`s; both become real undici objects only when
+ * something needs more than their plain fields. `toNodeListener()` does not swap the global (it has no
+ * end to put it back at), so responses there are undici's.
+ *
+ * Request bodies: `request.body` reads the socket only when the application reads it. Past
+ * `maxBodySize` bytes the read fails with {@link PayloadTooLargeError}, and the server answers 413
+ * (whatever the application returned) and closes the connection afterwards.
+ *
+ * A request whose target and Host header do not make a URL is answered 400 by the adapter, as Node
+ * answers malformed requests, without reaching the application (no signals: it was never accepted).
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { Server as NetServer, type Socket } from 'node:net';
+import { isStaticBody } from './body.ts';
+import { type FixedResponse, fixedResponse, useFastResponse } from './fast-response.ts';
+import { createHandler, isHandler } from './handler.ts';
+import {
+  GlobalRequest,
+  lookalikeRequests,
+  NodeRequest,
+  PayloadTooLargeError,
+  type RequestSource,
+} from './node-request.ts';
+import { RequestScope } from './scope.ts';
+import type { Application, Handler, Outcome } from './types.ts';
+
+export { PayloadTooLargeError };
+
+/** Options shared by {@link serve} and {@link toNodeListener}. */
+export interface ListenerOptions {
+  /** Largest request body the application may read, in bytes; past it the server answers 413. Default: 1 MiB. */
+  maxBodySize?: number;
+  /** How long body cancellations and close callbacks may take once a request is over (ms). Default: 1000. */
+  gracePeriodMs?: number;
+  /** Where request-scope problems are reported. Default: the handler's `signals.onError`. */
+  onError?: (error: unknown) => void;
+}
+
+/** Options of {@link serve}. */
+export interface ServeOptions extends ListenerOptions {
+  /** Port to listen on; 0 picks a free one. Default: 8000. */
+  port?: number;
+  /** Interface to listen on. Default: `127.0.0.1`. */
+  host?: string;
+  /** Time allowed to receive a request's headers (ms). Default: 60 000. */
+  headersTimeout?: number;
+  /** Time allowed to receive a whole request (ms). Default: 300 000. */
+  requestTimeout?: number;
+  /** How long an idle keep-alive connection stays open (ms). Default: 5000. */
+  keepAliveTimeout?: number;
+  /** How long `close()` lets in-flight requests run before it cuts their connections (ms). Default: 30 000. */
+  gracefulTimeout?: number;
+}
+
+/** A running server, as {@link serve} resolves it. */
+export interface RunningServer {
+  /** The port listened on (the real one when `port: 0` was asked for). */
+  readonly port: number;
+  /** The server's base URL, without a trailing slash: `http://127.0.0.1:8000`. */
+  readonly url: string;
+  /** The underlying `node:http` server. */
+  readonly server: Server;
+  /**
+   * Stops accepting connections, closes idle keep-alive connections at once, lets in-flight requests
+   * finish (for at most `gracefulTimeout`, then cuts them), and resolves once every request scope has
+   * closed. Calling it again returns the same promise.
+   */
+  close(): Promise<void>;
+}
+
+/** A `node:http` request listener; `next` is accepted (and unused) so Connect and Express can mount it. */
+export type NodeListener = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  next?: (error?: unknown) => void,
+) => void;
+
+const DEFAULT_MAX_BODY_SIZE = 1024 * 1024;
+const TEXT = 'text/plain; charset=utf-8';
+
+/** What one listener (one site) shares between its requests. */
+class Site {
+  readonly handler: Handler;
+  readonly maxBodySize: number;
+  readonly scopeOptions: { gracePeriodMs: number; onError: (error: unknown) => void };
+  /** Set by `close()`: answers go out with `Connection: close`, and sockets close when their last exchange ends. */
+  closing = false;
+  /** Exchanges whose scope has not finished yet. */
+  open = 0;
+  private whenIdle: (() => void) | undefined;
+
+  constructor(app: Application, options: ListenerOptions) {
+    if (typeof app !== 'function') {
+      throw new TypeError(
+        `tsgi: the application must be a function (request, context) => Response, got ${app === null ? 'null' : typeof app}`,
+      );
+    }
+    this.handler = isHandler(app) ? app : createHandler(app);
+    this.maxBodySize = options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE;
+    const bus = this.handler.signals;
+    this.scopeOptions = {
+      gracePeriodMs: options.gracePeriodMs ?? 1000,
+      onError: options.onError ?? ((error: unknown) => bus.onError(error, 'request_scope')),
+    };
+  }
+
+  /** Resolves once every exchange's scope has finished. */
+  idle(): Promise<void> {
+    if (this.open === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.whenIdle = resolve;
+    });
+  }
+
+  scopeFinished(): void {
+    if (--this.open === 0 && this.whenIdle !== undefined) {
+      const resolve = this.whenIdle;
+      this.whenIdle = undefined;
+      resolve();
+    }
+  }
+}
+
+const EXCHANGE: unique symbol = Symbol('tsgi.exchange');
+const OPEN: unique symbol = Symbol('tsgi.openExchanges');
+const ORIGIN: unique symbol = Symbol('tsgi.origin');
+
+interface TrackedSocket extends Socket {
+  /** Exchanges on this connection whose outcome is not known yet (pipelined ones included). */
+  [OPEN]?: Set<Exchange>;
+  /** The last Host header seen on this connection and the origin it made. */
+  [ORIGIN]?: { host: string | undefined; origin: string };
+}
+type TrackedResponse = ServerResponse & { [EXCHANGE]?: Exchange };
+
+/** One request/response exchange with the client. */
+class Exchange implements RequestSource {
+  readonly scope: RequestScope;
+  /** True once the scope was told how the exchange ended. */
+  over = false;
+  tooLarge = false;
+  private readonly socket: TrackedSocket;
+  /** Resolves the pump's wait for `'drain'` (also when the exchange ends). */
+  private wake: (() => void) | undefined;
+
+  constructor(
+    readonly site: Site,
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+  ) {
+    const socket = req.socket as TrackedSocket;
+    this.socket = socket;
+    this.scope = new RequestScope({ remoteAddress: socket.remoteAddress, ...site.scopeOptions });
+    site.open++;
+    this.scope.addFinisher(() => site.scopeFinished());
+    let open = socket[OPEN];
+    if (open === undefined) {
+      open = new Set();
+      socket[OPEN] = open;
+      socket.once('close', onSocketClose);
+    }
+    open.add(this);
+    (res as TrackedResponse)[EXCHANGE] = this;
+    res.once('close', onResponseClose);
+  }
+
+  get signal(): AbortSignal {
+    return this.scope.signal;
+  }
+
+  get maxBodySize(): number {
+    return this.site.maxBodySize;
+  }
+
+  run(): void {
+    const url = requestUrl(this.req, this.socket);
+    if (url === undefined) {
+      this.res.shouldKeepAlive = false;
+      this.write(textResponse(400, 'Bad Request'));
+      return;
+    }
+    const request = new NodeRequest(this, url);
+    let result: Response | Promise<Response>;
+    try {
+      result = this.site.handler(
+        lookalikeRequests ? (request as unknown as Request) : toUndici(request),
+        this.scope.context,
+      );
+    } catch (error) {
+      this.fail(error);
+      return;
+    }
+    if (result instanceof Promise) {
+      result.then(
+        (response) => this.write(response),
+        (error: unknown) => this.fail(error),
+      );
+    } else {
+      this.write(result);
+    }
+  }
+
+  /** Tells the scope how the exchange ended (the first call decides). */
+  end(outcome: Outcome, error?: unknown): void {
+    if (this.over) return;
+    this.over = true;
+    this.resumeWriting();
+    const open = this.socket[OPEN];
+    open?.delete(this);
+    void this.scope.close(outcome, error);
+    if (this.site.closing && open?.size === 0) shutDown(this.socket);
+  }
+
+  /** The handler itself failed (it turns application errors into 500s, so this is unexpected). */
+  private fail(error: unknown): void {
+    this.scope.fail(error);
+    this.site.scopeOptions.onError(error);
+    this.write(textResponse(500, 'Internal Server Error'));
+  }
+
+  write(response: Response): void {
+    const res = this.res;
+    if (this.over || res.destroyed) {
+      // The client left before the answer was ready. The scope cancels the bodies it tracks; this
+      // one may be untracked (the handler's own error page), so release it too.
+      discard(response);
+      this.end('aborted');
+      return;
+    }
+    if (this.tooLarge) {
+      discard(response);
+      response = textResponse(413, 'Payload Too Large');
+    }
+    if (this.tooLarge || this.site.closing) res.shouldKeepAlive = false;
+    if (this.tooLarge) this.req.resume(); // read the rest and drop it, so the client sees the 413
+    try {
+      const fixed = fixedResponse(response);
+      if (fixed !== undefined) this.writeFixed(fixed);
+      else this.writeResponse(response);
+    } catch (error) {
+      // Invalid headers or status for Node: nothing usable was sent.
+      this.end('errored', error);
+      res.destroy();
+    }
+  }
+
+  private bodyless(status: number): boolean {
+    return this.req.method === 'HEAD' || status === 204 || status === 304 || status < 200;
+  }
+
+  /** A FastResponse with a string, bytes or no body: one `end()`, no stream. */
+  private writeFixed(fixed: FixedResponse): void {
+    const { status, body } = fixed;
+    const headers: Record<string, string | string[]> =
+      fixed.headers === undefined ? {} : nodeHeaders(fixed.headers);
+    if (fixed.headers === undefined && fixed.contentType !== undefined) {
+      headers['content-type'] = fixed.contentType;
+    }
+    const length = body === null ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;
+    const bodyless = this.bodyless(status);
+    if (!(status === 204 || status === 304 || status < 200) && (body !== null || !bodyless)) {
+      headers['content-length'] = String(length);
+    }
+    this.scope.status = status;
+    this.res.writeHead(status, fixed.statusText || undefined, headers);
+    if (bodyless || body === null) {
+      this.res.end();
+      return;
+    }
+    this.scope.bytesSent = length;
+    this.res.end(body);
+  }
+
+  /** Any other response: the body streams through the scope's handle, with backpressure. */
+  private writeResponse(response: Response): void {
+    const status = response.status;
+    const headers = nodeHeaders(response.headers);
+    const body = response.body;
+    const bodyless = this.bodyless(status);
+    if (body === null && !bodyless && headers['content-length'] === undefined) {
+      headers['content-length'] = '0';
+    }
+    if (bodyless && body !== null) discard(response);
+    this.scope.status = status;
+    if (bodyless || body === null) {
+      this.res.writeHead(status, response.statusText || undefined, headers);
+      this.res.end();
+      return;
+    }
+    const stream = this.scope.own(body, noop);
+    this.res.writeHead(status, response.statusText || undefined, headers);
+    void this.pump(stream.getReader());
+  }
+
+  private async pump(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
+    const res = this.res;
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (this.over) return;
+        if (done) break;
+        if (!res.write(value)) {
+          await new Promise<void>((resolve) => {
+            this.wake = resolve;
+            res.once('drain', onResponseDrain);
+          });
+          if (this.over) return;
+        }
+      }
+      res.end();
+    } catch (error) {
+      if (this.over) return; // the client left first: the scope cancelled the body
+      // Cut the connection: end() would make the truncated body look complete.
+      this.end('errored', error);
+      res.destroy();
+    }
+  }
+
+  resumeWriting(): void {
+    const wake = this.wake;
+    if (wake === undefined) return;
+    this.wake = undefined;
+    this.res.off('drain', onResponseDrain);
+    wake();
+  }
+}
+
+function onResponseDrain(this: TrackedResponse): void {
+  this[EXCHANGE]?.resumeWriting();
+}
+
+function onResponseClose(this: TrackedResponse): void {
+  this[EXCHANGE]?.end(this.writableFinished ? 'completed' : 'aborted');
+}
+
+function onSocketClose(this: TrackedSocket): void {
+  const open = this[OPEN];
+  if (open === undefined) return;
+  // Pipelined responses queued behind a slow one get no 'close' of their own.
+  for (const exchange of open) exchange.end(exchange.res.writableFinished ? 'completed' : 'aborted');
+  open.clear();
+}
+
+/** Closes a connection that has nothing in flight: at once if nothing is left to flush. */
+function shutDown(socket: Socket): void {
+  if (socket.destroyed) return;
+  if (socket.writableLength === 0) socket.destroy();
+  else socket.end();
+}
+
+/** Cancels a body nobody will read, unless it is fixed data or already taken. */
+function discard(response: Response): void {
+  if (isStaticBody(response)) return;
+  const body = response.body;
+  if (body !== null && !body.locked) body.cancel().catch(noop);
+}
+
+function textResponse(status: number, text: string): Response {
+  return new Response(`${text}\n`, { status, headers: { 'content-type': TEXT } });
+}
+
+function nodeHeaders(headers: Headers): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  let cookies = false;
+  headers.forEach((value, name) => {
+    if (name === 'set-cookie') cookies = true;
+    else out[name] = value;
+  });
+  if (cookies) out['set-cookie'] = headers.getSetCookie();
+  return out;
+}
+
+// A request target and Host that the URL parser would return unchanged: the common case, joined
+// without parsing. Anything else (dot segments, characters URL escapes, upper case or numeric hosts,
+// the default port) goes through `new URL`.
+const PLAIN_TARGET = /^\/[\w\-.~!$&()*+,;=:@/?%]*$/;
+const PLAIN_HOST = /^(?:[a-z0-9-]+\.)*[a-z][a-z0-9-]*(?::[1-9]\d{0,3})?$/;
+
+/** The request's absolute URL, or undefined when its target and Host make no valid URL. */
+function requestUrl(req: IncomingMessage, socket: TrackedSocket): string | undefined {
+  const target = req.url ?? '/';
+  const host = req.headers.host;
+  let cached = socket[ORIGIN];
+  if (cached === undefined || cached.host !== host) {
+    const scheme = (socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
+    // HTTP/1.0 may leave Host out: name the interface the request came in on.
+    const local = socket.localAddress ?? 'localhost';
+    const name = host ?? (local.includes(':') ? `[${local}]` : local);
+    let origin: string | undefined;
+    if (PLAIN_HOST.test(name)) origin = `${scheme}://${name}`;
+    else {
+      try {
+        origin = new URL(`${scheme}://${name}`).origin;
+      } catch {
+        return undefined;
+      }
+    }
+    cached = { host, origin };
+    socket[ORIGIN] = cached;
+  }
+  if (PLAIN_TARGET.test(target) && !target.includes('/.') && !/%2e/i.test(target)) {
+    return cached.origin + target;
+  }
+  try {
+    // Absolute-form targets (from proxies) are URLs already; '*' (OPTIONS *) becomes the origin.
+    if (target === '*') return `${cached.origin}/`;
+    return new URL(target.startsWith('/') ? cached.origin + target : target).href;
+  } catch {
+    return undefined;
+  }
+}
+
+function toUndici(request: NodeRequest): Request {
+  const body = request.body;
+  return new GlobalRequest(request.url, {
+    method: request.method,
+    headers: request.headers,
+    body,
+    signal: request.signal,
+    duplex: 'half',
+  } as RequestInit);
+}
+
+function noop(): void {}
+
+/**
+ * Wraps a tsgi application as a `node:http` request listener, with the whole request lifecycle
+ * (scope, signals, disconnect detection) intact. A plain application is wrapped in `createHandler()`
+ * so its signals fire.
+ *
+ * @example
+ * import express from 'express';
+ * const site = express();
+ * site.use('/api', toNodeListener(createHandler(api, { middleware: [logging()] })));
+ * site.listen(8000);
+ */
+export function toNodeListener(app: Application, options: ListenerOptions = {}): NodeListener {
+  return listenerFor(new Site(app, options));
+}
+
+function listenerFor(site: Site): NodeListener {
+  return function tsgiListener(req, res) {
+    new Exchange(site, req, res).run();
+  };
+}
+
+/**
+ * Serves a tsgi application over HTTP/1.1 on `node:http`. A plain application is wrapped in
+ * `createHandler()` so its signals fire.
+ *
+ * @example
+ * const server = await serve(createHandler(application), { port: 8000 });
+ * console.log(`listening on ${server.url}`);
+ * process.on('SIGTERM', () => server.close());
+ */
+export async function serve(app: Application, options: ServeOptions = {}): Promise<RunningServer> {
+  const site = new Site(app, options);
+  const host = options.host ?? '127.0.0.1';
+  const gracefulTimeout = options.gracefulTimeout ?? 30_000;
+  const server = createServer(
+    {
+      headersTimeout: options.headersTimeout ?? 60_000,
+      requestTimeout: options.requestTimeout ?? 300_000,
+      keepAliveTimeout: options.keepAliveTimeout ?? 5000,
+    },
+    listenerFor(site),
+  );
+  const sockets = new Set<TrackedSocket>();
+  server.on('connection', (socket: TrackedSocket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  const release = useFastResponse();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port ?? 8000, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (error) {
+    release();
+    throw error;
+  }
+  const address = server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : (options.port ?? 8000);
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+
+  let closed: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closed ??= (async () => {
+      site.closing = true;
+      // Not server.close(): since Node 19 it also calls closeIdleConnections(), which destroys a
+      // connection whose response has ended but is still being flushed to a slow client, and the
+      // responses pipelined behind it. Idle connections are closed here instead.
+      const stopped = new Promise<void>((resolve) => NetServer.prototype.close.call(server, () => resolve()));
+      for (const socket of sockets) if (!socket[OPEN]?.size) shutDown(socket);
+      const timer = setTimeout(() => {
+        for (const socket of sockets) socket.destroy();
+      }, gracefulTimeout);
+      try {
+        await site.idle();
+        await stopped;
+      } finally {
+        clearTimeout(timer);
+        release();
+      }
+    })();
+    return closed;
+  };
+  return { port, url, server, close };
+}

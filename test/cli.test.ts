@@ -1,0 +1,422 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { main } from '../src/cli.ts';
+
+const repo = fileURLToPath(new URL('..', import.meta.url));
+const launcher = join(repo, 'bin/tsgi.js');
+const probe = join(repo, 'test/fixtures/sites/probe.ts');
+const alphaSettings = join(repo, 'test/fixtures/sites/alpha/settings.ts');
+const mysiteSettings = join(repo, 'examples/mysite/settings.ts');
+const { version } = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { version: string };
+
+/** A running `tsgi` process, its output so far, and a way to wait for a line of it. */
+class Tsgi {
+  stdout = '';
+  stderr = '';
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  private waiters: (() => void)[] = [];
+
+  constructor(readonly child: ChildProcess) {
+    child.stdout!.setEncoding('utf8').on('data', (text: string) => {
+      this.stdout += text;
+      this.notify();
+    });
+    child.stderr!.setEncoding('utf8').on('data', (text: string) => {
+      this.stderr += text;
+      this.notify();
+    });
+    this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    void this.exited.then(() => this.notify());
+  }
+
+  /** Resolves with the match once `pattern` matches stdout + stderr `times` times; fails if the process exits first. */
+  async waitFor(pattern: RegExp, times = 1): Promise<RegExpMatchArray[]> {
+    const global = new RegExp(pattern.source, `${pattern.flags.replace('g', '')}g`);
+    for (;;) {
+      const matches = [...(this.stdout + this.stderr).matchAll(global)];
+      if (matches.length >= times) return matches;
+      if (this.child.exitCode !== null || this.child.signalCode !== null) {
+        throw new Error(`tsgi exited before printing ${pattern}:\n${this.stdout}${this.stderr}`);
+      }
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
+    }
+  }
+
+  /** The URL of the nth `tsgi: serving` line. */
+  async url(nth = 1): Promise<string> {
+    const matches = await this.waitFor(/^tsgi: serving (http:\/\/\S+)$/m, nth);
+    return matches[nth - 1]![1]!;
+  }
+
+  private notify(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const resolve of waiters) resolve();
+  }
+}
+
+const running = new Set<ChildProcess>();
+
+function tsgi(args: string[], env: Record<string, string | undefined> = {}): Tsgi {
+  const child = spawn(process.execPath, [launcher, ...args], {
+    cwd: repo,
+    env: { ...process.env, TSGI_SETTINGS_MODULE: undefined, WEB_CONCURRENCY: undefined, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+  return new Tsgi(child);
+}
+
+/** Runs `tsgi args` to the end. */
+async function run(args: string[], env: Record<string, string | undefined> = {}) {
+  const process = tsgi(args, env);
+  const { code } = await process.exited;
+  return { code, stdout: process.stdout, stderr: process.stderr };
+}
+
+after(() => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('tsgi --help and --version', () => {
+  it('prints the usage and exits 0', async () => {
+    const { code, stdout } = await run(['--help']);
+    assert.equal(code, 0);
+    assert.match(stdout, /^Usage: tsgi <command>/);
+    for (const command of [
+      'serve',
+      'runserver',
+      'startproject',
+      '--workers',
+      '--graceful-timeout',
+      '--reload',
+    ]) {
+      assert.ok(stdout.includes(command), `the usage mentions ${command}`);
+    }
+  });
+
+  it('prints the version from package.json and exits 0', async () => {
+    const { code, stdout } = await run(['--version']);
+    assert.equal(code, 0);
+    assert.equal(stdout, `tsgi ${version}\n`);
+  });
+});
+
+describe('tsgi startproject', () => {
+  let dir: string;
+  before(async () => {
+    // Outside the repository: the site reaches 'tsgi' only through the launcher's resolve hook.
+    dir = join(await mkdtemp(join(tmpdir(), 'tsgi-cli-')), 'site');
+  });
+  after(async () => {
+    await rm(join(dir, '..'), { recursive: true, force: true });
+  });
+
+  it('writes a site that `tsgi serve` serves at once', async () => {
+    const created = await run(['startproject', 'demo', dir]);
+    assert.equal(created.code, 0, created.stderr);
+    assert.match(created.stdout, /^tsgi: created demo in /);
+
+    const server = tsgi(['serve', join(dir, 'wsgi.ts'), '--port', '0']);
+    const url = await server.url();
+    const response = await fetch(`${url}/`);
+    assert.equal(await response.text(), 'Hello from demo\n');
+    assert.equal((await fetch(`${url}/api/time`)).headers.get('content-type'), 'application/json');
+    server.child.kill('SIGTERM');
+    assert.deepEqual(await server.exited, { code: 0, signal: null });
+  });
+
+  it('writes a site that `tsgi runserver` serves, and reloads it when a file changes', async () => {
+    const server = tsgi(['runserver', '127.0.0.1:0'], { TSGI_SETTINGS_MODULE: join(dir, 'settings.ts') });
+    const first = await server.url();
+    assert.equal(await (await fetch(`${first}/`)).text(), 'Hello from demo\n');
+    await server.waitFor(/"GET \/ HTTP\/1\.1" 200 16/); // the access log is on
+
+    await appendFile(join(dir, 'app.ts'), "\nexport const reloaded = 'yes';\n");
+    await server.waitFor(/app\.ts changed; restarting/);
+    const second = await server.url(2);
+    assert.equal(await (await fetch(`${second}/`)).text(), 'Hello from demo\n');
+    server.child.kill('SIGTERM');
+    assert.deepEqual(await server.exited, { code: 0, signal: null });
+  });
+
+  it('refuses to overwrite an existing site', async () => {
+    const { code, stderr } = await run(['startproject', 'demo', dir]);
+    assert.equal(code, 1);
+    assert.match(stderr, /^tsgi: .*\/app\.ts already exists; not overwriting it\n$/);
+  });
+});
+
+describe('tsgi runserver', () => {
+  it('serves the example site named by TSGI_SETTINGS_MODULE, with its WSGI_APPLICATION', async () => {
+    const server = tsgi(['runserver', '0', '--noreload'], { TSGI_SETTINGS_MODULE: mysiteSettings });
+    const url = await server.url();
+    assert.equal(await (await fetch(`${url}/`)).text(), 'Welcome to mysite, served by tsgi.\n');
+    const time = (await (await fetch(`${url}/api/time`)).json()) as { now: string };
+    assert.ok(!Number.isNaN(Date.parse(time.now)));
+    assert.equal(await (await fetch(`${url}/stream`)).text(), '5\n4\n3\n2\n1\n');
+    assert.equal(
+      await (await fetch(`${url}/hello`)).text(),
+      'Hello World',
+      'wsgi.ts wraps it in helloWorld()',
+    );
+    const boom = await fetch(`${url}/boom`);
+    assert.equal(boom.status, 500);
+    assert.match(await boom.text(), /boom: \/boom always fails/, 'DEBUG is on in the example settings');
+    await server.waitFor(/"GET \/boom HTTP\/1\.1" 500/);
+    server.child.kill('SIGTERM');
+    assert.deepEqual(await server.exited, { code: 0, signal: null });
+  });
+
+  it('takes the settings module from --settings', async () => {
+    const server = tsgi(['runserver', '127.0.0.1:0', '--noreload', '--settings', alphaSettings]);
+    const url = await server.url();
+    const response = await fetch(`${url}/`);
+    assert.equal(await response.text(), 'alpha');
+    assert.equal(response.headers.get('x-site'), 'alpha');
+    server.child.kill('SIGINT');
+    assert.deepEqual(await server.exited, { code: 0, signal: null });
+  });
+});
+
+describe('tsgi serve, stopping', () => {
+  it('lets a request in flight finish on SIGTERM, then exits 0', async () => {
+    const server = tsgi(['serve', probe, '--port', '0']);
+    const url = await server.url();
+    const response = await fetch(`${url}/slow`);
+    const reader = response.body!.getReader();
+    const decoder = new TextDecoder();
+    assert.equal(decoder.decode((await reader.read()).value), 'first\n', 'the request is in flight');
+    server.child.kill('SIGTERM');
+    let rest = '';
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read())
+      rest += decoder.decode(chunk.value);
+    assert.equal(rest, 'last\n');
+    assert.deepEqual(await server.exited, { code: 0, signal: null });
+  });
+
+  it('cuts a request that outlives --graceful-timeout, and still exits', async () => {
+    const server = tsgi(['serve', probe, '--port', '0', '--graceful-timeout', '0.2']);
+    const url = await server.url();
+    const response = await fetch(`${url}/forever`);
+    const reader = response.body!.getReader();
+    await reader.read();
+    server.child.kill('SIGTERM');
+    await assert.rejects(async () => {
+      for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read());
+    });
+    const { code } = await server.exited;
+    assert.equal(code, 0);
+  });
+});
+
+describe('tsgi serve --workers 2', () => {
+  it('serves from two workers, replaces a killed one, and stops them all on SIGTERM', async () => {
+    const server = tsgi(['serve', probe, '--port', '0', '--workers', '2']);
+    const url = await server.url();
+    const ready = await server.waitFor(/^tsgi: worker (\d+) ready$/m, 2);
+    const pids = ready.map((match) => Number(match[1]));
+    assert.equal(new Set(pids).size, 2);
+    const answered = Number(await (await fetch(`${url}/pid`)).text());
+    assert.ok(pids.includes(answered), `a worker answered (${answered} in ${pids})`);
+
+    process.kill(pids[0]!, 'SIGKILL');
+    await server.waitFor(
+      new RegExp(`^tsgi: worker ${pids[0]} exited \\(signal SIGKILL\\); starting another$`, 'm'),
+    );
+    const again = await server.waitFor(/^tsgi: worker (\d+) ready$/m, 3);
+    const replacement = Number(again[2]![1]);
+    assert.ok(!pids.includes(replacement));
+    assert.ok(isAlive(replacement));
+    assert.equal(await (await fetch(`${url}/`)).text(), 'probe');
+
+    server.child.kill('SIGTERM');
+    assert.deepEqual(await server.exited, { code: 0, signal: null });
+    assert.ok(!isAlive(pids[1]!) && !isAlive(replacement), 'every worker stopped');
+    assert.equal(server.stdout.match(/tsgi: serving/g)?.length, 1, 'one serving line for all workers');
+  });
+});
+
+// Each case is its own process: run them side by side.
+describe('when something is wrong', { concurrency: true }, () => {
+  let busy: Server;
+  let busyPort: number;
+  let scratch: string;
+  before(async () => {
+    busy = createServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    busyPort = (busy.address() as { port: number }).port;
+    // Inside the repository (.tsgi-* is git-ignored), where tsc and biome do not look.
+    scratch = await mkdtemp(join(repo, '.tsgi-cli-'));
+    await writeFile(join(scratch, 'syntax-error.ts'), 'export const application = (;\n');
+  });
+  after(async () => {
+    busy.close();
+    await rm(scratch, { recursive: true, force: true });
+  });
+
+  const cases: [string, () => string[], RegExp, number, Record<string, string>?][] = [
+    [
+      'an unknown command',
+      () => ['frobnicate'],
+      /^tsgi: unknown command 'frobnicate' \(run 'tsgi --help' for usage\)$/,
+      2,
+    ],
+    [
+      'an unknown flag',
+      () => ['serve', probe, '--frob'],
+      /^tsgi: unknown option '--frob' \(run 'tsgi --help' for usage\)$/,
+      2,
+    ],
+    [
+      'a flag without its value',
+      () => ['serve', probe, '--port'],
+      /^tsgi: --port needs a value \(run 'tsgi --help'/,
+      2,
+    ],
+    [
+      'a bad port',
+      () => ['serve', probe, '--port', 'http'],
+      /^tsgi: --port: 'http' is not a port \(0-65535\)/,
+      2,
+    ],
+    ['no module to serve', () => ['serve'], /^tsgi: serve needs the application to serve: .*--help/, 2],
+    [
+      'a bad --workers',
+      () => ['serve', probe, '--workers', 'many'],
+      /^tsgi: --workers must be a whole number/,
+      2,
+    ],
+    [
+      '--reload with --workers',
+      () => ['serve', probe, '--reload', '--workers', '2'],
+      /^tsgi: --reload runs a single process: it cannot be used with --workers/,
+      2,
+    ],
+    [
+      'a missing module',
+      () => ['serve', 'nowhere/wsgi.ts'],
+      /^tsgi: module 'nowhere\/wsgi\.ts' was not found \(no file at /,
+      1,
+    ],
+    [
+      'a missing attr',
+      () => ['serve', `${probe}:app`],
+      /^tsgi: module '.*probe\.ts' has no export 'app' — its exports are: application$/,
+      1,
+    ],
+    [
+      'a port in use',
+      () => ['serve', probe, '--port', String(busyPort)],
+      /^tsgi: cannot listen on 127\.0\.0\.1:\d+: the address is already in use/,
+      1,
+    ],
+    [
+      'runserver without settings',
+      () => ['runserver'],
+      /^tsgi: runserver needs a settings module: set TSGI_SETTINGS_MODULE=/,
+      1,
+    ],
+    [
+      'runserver with settings that do not exist',
+      () => ['runserver', '0'],
+      /^tsgi: settings module \(named by TSGI_SETTINGS_MODULE\) 'nowhere\/settings\.ts' was not found/,
+      1,
+      { TSGI_SETTINGS_MODULE: 'nowhere/settings.ts' },
+    ],
+    [
+      'a module with a syntax error',
+      () => ['serve', join(scratch, 'syntax-error.ts')],
+      /^tsgi: module '.*syntax-error\.ts' failed to load: TransformError: .*syntax-error\.ts:1:\d+: ERROR: /,
+      1,
+    ],
+    [
+      'a wsgi.ts whose settings module does not exist',
+      () => ['serve', join(repo, 'test/fixtures/sites/alpha/wsgi.ts')],
+      /^tsgi: settings module 'nowhere\/settings\.ts' was not found/,
+      1,
+      { TSGI_SETTINGS_MODULE: 'nowhere/settings.ts' },
+    ],
+    [
+      'runserver with a WSGI_APPLICATION that does not exist',
+      () => ['runserver', '0'],
+      /^tsgi: WSGI_APPLICATION '\.\/missing-wsgi\.ts:application' of settings module '.*broken-wsgi\/settings\.ts': module '\.\/missing-wsgi\.ts' was not found/,
+      1,
+      { TSGI_SETTINGS_MODULE: join(repo, 'test/fixtures/sites/broken-wsgi/settings.ts') },
+    ],
+    [
+      'an invalid project name',
+      () => ['startproject', 'my site'],
+      /^tsgi: 'my site' is not a valid project name/,
+      2,
+    ],
+  ];
+
+  for (const [situation, args, message, code, env] of cases) {
+    it(`prints one line and exits ${code} for ${situation}`, async () => {
+      const result = await run(args(), env);
+      assert.equal(result.code, code, result.stderr);
+      assert.equal(result.stderr.split('\n').length, 2, `one line: ${result.stderr}`);
+      assert.match(result.stderr.trimEnd(), message);
+      assert.equal(result.stdout, '');
+    });
+  }
+});
+
+describe('main() called directly', () => {
+  /** An output that keeps what is written and can wait for a pattern to appear in it. */
+  const capture = () => {
+    let wake: (() => void) | undefined;
+    const output = {
+      text: '',
+      write(text: string) {
+        output.text += text;
+        wake?.();
+      },
+      async waitFor(pattern: RegExp): Promise<RegExpExecArray> {
+        for (let match = pattern.exec(output.text); ; match = pattern.exec(output.text)) {
+          if (match !== null) return match;
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+          });
+        }
+      },
+    };
+    return output;
+  };
+
+  it('serves until io.signal aborts, then resolves 0', async () => {
+    const stdout = capture();
+    const stderr = capture();
+    const controller = new AbortController();
+    const serving = main(['serve', probe, '--port', '0'], { stdout, stderr, signal: controller.signal });
+    const url = (await stdout.waitFor(/tsgi: serving (\S+)/))[1]!;
+    assert.equal(await (await fetch(`${url}/`)).text(), 'probe');
+    controller.abort();
+    assert.equal(await serving, 0);
+    assert.equal(stderr.text, '');
+  });
+
+  it('returns 2 and one line for a usage error', async () => {
+    const stderr = capture();
+    assert.equal(await main(['serve', probe, '--bind', 'a:b:c'], { stderr }), 2);
+    assert.equal(stderr.text, "tsgi: --bind: 'a:b:c' is not HOST:PORT (run 'tsgi --help' for usage)\n");
+  });
+});
