@@ -168,7 +168,7 @@ export class RequestScope {
     if (this.info !== undefined) {
       // Registered after the request was over: run it now, still isolated.
       const late = runIsolated(callback, this.info, this.report);
-      if (late !== undefined) void this.settle([late], 'late onClose callback');
+      if (late !== undefined) void this.settle([late], ['late onClose callback', 'late onClose callbacks']);
       return;
     }
     this.callbacks.push(callback);
@@ -205,11 +205,10 @@ export class RequestScope {
     }
     const reason = new ScopeClosedError(closing.outcome);
     const open = this.bodies.filter((handle) => !handle.closed);
-    if (open.length > 0)
-      await this.settle(
-        open.map((handle) => handle.cancel(reason)),
-        'response body',
-      );
+    if (open.length > 0) {
+      const cancels = open.map((handle) => handle.cancel(reason));
+      await this.settle(cancels, ['response body', 'response bodies']);
+    }
 
     const info: FinishInfo = {
       status: this.status,
@@ -225,7 +224,7 @@ export class RequestScope {
         const result = runIsolated(callback, info, this.report);
         if (result !== undefined) pending.push(result);
       }
-      if (pending.length > 0) await this.settle(pending, 'onClose callback');
+      if (pending.length > 0) await this.settle(pending, ['onClose callback', 'onClose callbacks']);
     }
     for (const finisher of this.finishers.reverse()) {
       try {
@@ -242,13 +241,13 @@ export class RequestScope {
   }
 
   /** Waits for `pending` for at most the grace period, then reports how many did not settle. */
-  private settle(pending: Promise<void>[], what: string): Promise<void> {
+  private settle(pending: Promise<void>[], [one, many]: [string, string]): Promise<void> {
     let left = pending.length;
     return new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.report(
           new GracePeriodExceededError(
-            `tsgi: ${left} ${what}${left === 1 ? '' : 's'} did not settle within ${this.gracePeriodMs} ms of the request closing; request_finished was sent anyway`,
+            `tsgi: ${left} ${left === 1 ? one : many} did not settle within ${this.gracePeriodMs} ms of the request closing (a tee() branch nobody cancels, or a source that ignores cancel?); request_finished was sent anyway`,
           ),
         );
         resolve();

@@ -254,8 +254,9 @@ describe('tsgi serve --workers 2', () => {
   });
 });
 
-// Each case is its own process: run them side by side.
-describe('when something is wrong', { concurrency: true }, () => {
+// Each case is its own process: run a few side by side. The other usage errors are checked with
+// main() below, which prints the same lines without the cost of a process each.
+describe('when something is wrong', { concurrency: 3 }, () => {
   let busy: Server;
   let busyPort: number;
   let scratch: string;
@@ -283,31 +284,6 @@ describe('when something is wrong', { concurrency: true }, () => {
       'an unknown flag',
       () => ['serve', probe, '--frob'],
       /^tsgi: unknown option '--frob' \(run 'tsgi --help' for usage\)$/,
-      2,
-    ],
-    [
-      'a flag without its value',
-      () => ['serve', probe, '--port'],
-      /^tsgi: --port needs a value \(run 'tsgi --help'/,
-      2,
-    ],
-    [
-      'a bad port',
-      () => ['serve', probe, '--port', 'http'],
-      /^tsgi: --port: 'http' is not a port \(0-65535\)/,
-      2,
-    ],
-    ['no module to serve', () => ['serve'], /^tsgi: serve needs the application to serve: .*--help/, 2],
-    [
-      'a bad --workers',
-      () => ['serve', probe, '--workers', 'many'],
-      /^tsgi: --workers must be a whole number/,
-      2,
-    ],
-    [
-      '--reload with --workers',
-      () => ['serve', probe, '--reload', '--workers', '2'],
-      /^tsgi: --reload runs a single process: it cannot be used with --workers/,
       2,
     ],
     [
@@ -361,12 +337,6 @@ describe('when something is wrong', { concurrency: true }, () => {
       1,
       { TSGI_SETTINGS_MODULE: join(repo, 'test/fixtures/sites/broken-wsgi/settings.ts') },
     ],
-    [
-      'an invalid project name',
-      () => ['startproject', 'my site'],
-      /^tsgi: 'my site' is not a valid project name/,
-      2,
-    ],
   ];
 
   for (const [situation, args, message, code, env] of cases) {
@@ -414,9 +384,56 @@ describe('main() called directly', () => {
     assert.equal(stderr.text, '');
   });
 
-  it('returns 2 and one line for a usage error', async () => {
-    const stderr = capture();
-    assert.equal(await main(['serve', probe, '--bind', 'a:b:c'], { stderr }), 2);
-    assert.equal(stderr.text, "tsgi: --bind: 'a:b:c' is not HOST:PORT (run 'tsgi --help' for usage)\n");
-  });
+  const usageErrors: [string, () => string[], RegExp, number][] = [
+    [
+      'a flag without its value',
+      () => ['serve', probe, '--port'],
+      /^tsgi: --port needs a value \(run 'tsgi --help'/,
+      2,
+    ],
+    [
+      'a bad port',
+      () => ['serve', probe, '--port', 'http'],
+      /^tsgi: --port: 'http' is not a port \(0-65535\)/,
+      2,
+    ],
+    ['no module to serve', () => ['serve'], /^tsgi: serve needs the application to serve: .*--help/, 2],
+    [
+      'a bad --workers',
+      () => ['serve', probe, '--workers', 'many'],
+      /^tsgi: --workers must be a whole number/,
+      2,
+    ],
+    [
+      '--reload with --workers',
+      () => ['serve', probe, '--reload', '--workers', '2'],
+      /^tsgi: --reload runs a single process: it cannot be used with --workers/,
+      2,
+    ],
+    [
+      'an invalid project name',
+      () => ['startproject', 'my site'],
+      /^tsgi: 'my site' is not a valid project name/,
+      2,
+    ],
+    ['a bad --bind', () => ['serve', probe, '--bind', 'a:b:c'], /^tsgi: --bind: 'a:b:c' is not HOST:PORT/, 2],
+    [
+      '--bind with --port',
+      () => ['serve', probe, '--bind', ':0', '--port', '0'],
+      /^tsgi: use either --bind or --host\/--port/,
+      2,
+    ],
+    ['an extra argument', () => ['serve', probe, 'more'], /^tsgi: unexpected argument 'more'/, 2],
+  ];
+
+  for (const [situation, args, message, code] of usageErrors) {
+    it(`returns ${code} and prints one line with a --help hint for ${situation}`, async () => {
+      const stdout = capture();
+      const stderr = capture();
+      assert.equal(await main(args(), { stdout, stderr }), code);
+      assert.match(stderr.text, message);
+      assert.match(stderr.text, /^[^\n]* \(run 'tsgi --help' for usage\)\n$/);
+      assert.equal(stdout.text, '');
+    });
+  }
 });

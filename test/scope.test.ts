@@ -112,7 +112,7 @@ describe('RequestScope', () => {
       assert.equal(info.outcome, 'aborted');
       assert.equal(reported.length, 1);
       assert.ok(reported[0] instanceof GracePeriodExceededError);
-      assert.match((reported[0] as Error).message, /1 response body did not settle within 30 ms/);
+      assert.match((reported[0] as Error).message, /1 response body did not settle within 30 ms of the request closing/);
     });
 
     it('reports an onClose callback that never settles and finishes anyway', async () => {
