@@ -74,6 +74,11 @@ export interface BodyHandle {
    * for anyone still reading it. Resolves when the source's cancellation settled; never rejects.
    */
   cancel(reason: unknown): Promise<void>;
+  /**
+   * Replaces the callbacks given to {@link proxyBody} (so one proxy can serve both the layer boundary
+   * and the owner writing the body). A body already closed reports at once.
+   */
+  watch(onClose: (reason: BodyCloseReason) => void, onChunk?: (bytes: number) => void): void;
 }
 
 /**
@@ -117,6 +122,9 @@ export function proxyBody(
     );
   }
   const reader = source.getReader();
+  let closeHook = onClose;
+  let chunkHook = onChunk;
+  let closedWith: BodyCloseReason | undefined;
   let closed = false;
   let abandoned: { reason: unknown } | undefined;
   let cancelling: Promise<void> | undefined;
@@ -125,7 +133,8 @@ export function proxyBody(
   const finish = (reason: BodyCloseReason): void => {
     if (closed) return;
     closed = true;
-    callSafely(onClose, reason);
+    closedWith = reason;
+    callSafely(closeHook, reason);
   };
 
   // One cancellation, however many ask for it: a second caller waits for the same one to settle
@@ -160,7 +169,7 @@ export function proxyBody(
           c.close();
           return;
         }
-        onChunk?.(chunkSize(result.value));
+        chunkHook?.(chunkSize(result.value));
         c.enqueue(result.value);
       },
       cancel(reason) {
@@ -188,6 +197,14 @@ export function proxyBody(
         // Already closed or errored: nothing left to tell a reader.
       }
       return cancelSource(reason);
+    },
+    watch(onClose, onChunk) {
+      if (closedWith !== undefined) {
+        callSafely(onClose, closedWith);
+        return;
+      }
+      closeHook = onClose;
+      chunkHook = onChunk;
     },
   };
 }

@@ -7,7 +7,10 @@
  * `request_finished` emitted when its scope closes.
  *
  * Called with a tsgi context (by the Node adapter, or by an enclosing handler or `mount()`), it joins
- * that request scope. Called without one (`handler.fetch(request)`, or a foreign host passing only
+ * that request scope. Handlers nest: when one handler runs inside another that emits on the same bus,
+ * only the outer one emits `request_started` and `request_finished` (a receiver that releases a
+ * connection must run once per request, not once per handler); each still reports its own
+ * exceptions and counts its own `inFlight`. Called without one (`handler.fetch(request)`, or a foreign host passing only
  * the request or a context of its own), it makes its own scope, which closes when the body of the
  * response it returns is read to the end (`completed`), cancelled (`aborted`) or fails (`errored`).
  */
@@ -75,11 +78,19 @@ export function createHandler(app: Application, options: HandlerOptions = {}): H
     const scope = joined ?? new RequestScope(scopeOptions);
     const ctx = joined === undefined ? scope.context : (context as RequestContext);
     inFlight++;
-    scope.addFinisher((info: FinishInfo) => {
-      inFlight--;
-      return bus.dispatch('request_finished', { sender: handler, request, context: ctx, ...info });
-    });
-    bus.dispatch('request_started', { sender: handler, request, context: ctx });
+    // One request, one pair of lifecycle signals per bus: when handlers nest (a site wrapped by hand
+    // around a handler, a handler mounted in another) only the outermost one on a bus emits them.
+    if (scope.claim(bus)) {
+      scope.addFinisher((info: FinishInfo) => {
+        inFlight--;
+        return bus.dispatch('request_finished', { sender: handler, request, context: ctx, ...info });
+      });
+      bus.dispatch('request_started', { sender: handler, request, context: ctx });
+    } else {
+      scope.addFinisher(() => {
+        inFlight--;
+      });
+    }
 
     const failed = (error: unknown): Response => {
       scope.fail(error);

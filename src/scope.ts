@@ -80,6 +80,7 @@ export class RequestScope {
   private callbacks: CloseCallback[] = [];
   private finishers: Finisher[] = [];
   private failure: { error: unknown } | undefined;
+  private claimed: object | object[] | undefined;
   private closing: { outcome: Outcome; durationMs: number } | undefined;
   private info: FinishInfo | undefined;
   private abort: AbortController | undefined;
@@ -153,9 +154,16 @@ export class RequestScope {
     body: ReadableStream<Uint8Array>,
     onClose: (reason: BodyCloseReason) => void,
   ): ReadableStream<Uint8Array> {
-    const handle = proxyBody(body, onClose, (bytes) => {
+    const count = (bytes: number) => {
       this.bytesSent += bytes;
-    });
+    };
+    // The body a boundary already proxied needs no second proxy: the owner takes over its handle.
+    const known = this.bodies.find((handle) => handle.stream === body);
+    if (known !== undefined && !body.locked) {
+      known.watch(onClose, count);
+      return body;
+    }
+    const handle = proxyBody(body, onClose, count);
     this.bodies.push(handle);
     return handle.stream;
   }
@@ -172,6 +180,23 @@ export class RequestScope {
       return;
     }
     this.callbacks.push(callback);
+  }
+
+  /**
+   * True the first time it is asked about `owner` for this request (a handler asks with its bus, so
+   * that nested handlers on one bus emit the lifecycle signals once).
+   */
+  claim(owner: object): boolean {
+    if (this.claimed === undefined) {
+      this.claimed = owner;
+      return true;
+    }
+    if (this.claimed === owner) return false;
+    const claimed: object[] = Array.isArray(this.claimed) ? this.claimed : [this.claimed];
+    if (claimed.includes(owner)) return false;
+    claimed.push(owner);
+    this.claimed = claimed;
+    return true;
   }
 
   /** Registers a finisher (a handler's `request_finished`); it runs after every close callback. */

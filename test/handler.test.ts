@@ -302,18 +302,68 @@ describe('createHandler()', () => {
       assert.equal(finished().length, 1);
     });
 
-    it('lets handlers nest: each emits once, the inner one first, both after the inner body closed', async () => {
-      const { bus, finished } = recordingBus();
+    it('lets handlers nest on one bus: only the outermost emits, once, after the inner body closed', async () => {
+      const { bus, events, finished } = recordingBus();
       const source = recordingStream({ chunks: 2 });
+      let releasedAtFinish = false;
+      bus.connect('request_finished', () => {
+        releasedAtFinish = source.completed;
+      });
       const inner = createHandler(() => new Response(source.stream), { signals: bus });
       const outer = createHandler((req, context) => inner(req, context), { signals: bus });
       const result = await exchange(outer, request());
       assert.equal(result.text, 'chunk 0;chunk 1;');
       assert.deepEqual(
-        finished().map((event) => event.sender),
-        [inner, outer],
+        events.map((event) => event.name),
+        ['request_started', 'request_finished'],
       );
+      assert.equal(finished()[0]?.sender, outer);
+      assert.equal(releasedAtFinish, true);
       assert.equal(inner.inFlight + outer.inFlight, 0);
+    });
+
+    it('lets handlers nest on different buses: each bus hears the request once, the inner first', async () => {
+      const site = recordingBus();
+      const blog = recordingBus();
+      const order: string[] = [];
+      site.bus.connect('request_finished', () => {
+        order.push('site');
+      });
+      blog.bus.connect('request_finished', () => {
+        order.push('blog');
+      });
+      const inner = createHandler(() => new Response('post'), { signals: blog.bus });
+      const outer = createHandler((req, context) => inner(req, context), { signals: site.bus });
+      await exchange(outer, request());
+      assert.equal(site.finished().length, 1);
+      assert.equal(blog.finished().length, 1);
+      assert.deepEqual(order, ['blog', 'site']);
+    });
+
+    it('reports an exception from the inner handler on its own bus, once', async () => {
+      const { bus, named } = recordingBus();
+      const inner = createHandler(
+        () => {
+          throw new Error('inner view');
+        },
+        { signals: bus },
+      );
+      const outer = createHandler((req, context) => inner(req, context), { signals: bus });
+      const result = await exchange(outer, request());
+      assert.equal(result.status, 500);
+      assert.equal(named('got_request_exception').length, 1);
+      assert.equal((named('got_request_exception')[0]!.payload as { sender: unknown }).sender, inner);
+      assert.equal(named('request_finished').length, 1);
+    });
+
+    it('emits once when a site is wrapped by hand around its handler, WSGI style', async () => {
+      const { bus, finished } = recordingBus();
+      let application: Application = createHandler(() => new Response('site'), { signals: bus });
+      const wrap: Middleware = (next) => (req, context) => next(req, context);
+      application = wrap(application);
+      const served = createHandler(application, { signals: bus });
+      await exchange(served, request());
+      assert.equal(finished().length, 1);
     });
   });
 
