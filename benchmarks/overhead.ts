@@ -39,10 +39,12 @@ const streamed: Application = () =>
 
 function site(app: Application, layers: Middleware[]): Application {
   const bus = new SignalBus();
-  let finished = 0;
-  bus.connect('request_started', () => {});
+  const seen = { started: 0, finished: 0 };
+  bus.connect('request_started', () => {
+    seen.started++;
+  });
   bus.connect('request_finished', () => {
-    finished++;
+    seen.finished++;
   });
   return createHandler(app, { middleware: layers, signals: bus });
 }

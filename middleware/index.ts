@@ -1,8 +1,8 @@
 /**
  * tsgi's built-in middleware. Each export is a factory that returns a `Middleware`, so a site lists
- * them (`MIDDLEWARE = [logging(), gzip()]`) or wraps by hand (`application = helloWorld()(application)`).
- *
- * The built-in middleware arrive with their own issue; this entry point exists so that
- * `import … from 'tsgi/middleware'` resolves from the start.
+ * them (`MIDDLEWARE = [logging(), gzip()]`, the first listed is the outermost) or wraps by hand
+ * (`application = helloWorld()(application)`).
  */
-export {};
+export { type GzipOptions, gzip, isCompressible } from './gzip.ts';
+export { type HelloWorldOptions, helloWorld } from './hello-world.ts';
+export { type LoggingOptions, type LogStream, logging } from './logging.ts';

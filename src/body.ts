@@ -49,10 +49,13 @@ export function isStaticBody(response: Response): boolean {
 }
 
 let undiciState: symbol | false | undefined;
+// Taken when this module loads: the global may later be swapped for a look-alike (the Node adapter's
+// fast responses), and the probe must look at the real thing.
+const NativeResponse = globalThis.Response;
 
 function probeUndiciState(): symbol | false {
   try {
-    const probe = new Response('probe');
+    const probe = new NativeResponse('probe');
     for (const key of Object.getOwnPropertySymbols(probe)) {
       const value = (probe as unknown as Record<symbol, { body?: { source?: unknown } }>)[key];
       if (key.description === 'state' && value?.body?.source === 'probe') return key;

@@ -13,33 +13,24 @@
  * graceful timeout, and exits 0; a second signal exits at once. Every failure is one line on stderr
  * starting with `tsgi:`; usage errors add a `--help` hint and exit 2, other failures exit 1.
  */
-
 import cluster from 'node:cluster';
 import { readFileSync, realpathSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-// The one import from middleware/: the CLI assembles a whole server, as a site's settings do.
-import { logging } from '../middleware/logging.ts';
-import { compose } from './compose.ts';
-import { createHandler, isHandler } from './handler.ts';
+import { createHandler } from './handler.ts';
 import { LoadError, loadApplication, locateModule, oneLine, parseApplicationSpec } from './loader.ts';
-import { type RunningServer, serve } from './node.ts';
+import { isReloadChild, runServer, type ServerIO, type ServerPlan, stopSignal } from './runner.ts';
 import { ImproperlyConfigured, loadSettings, SETTINGS_ENV } from './settings.ts';
-import { SignalBus } from './signals.ts';
 import { isProjectName, startProject } from './startproject.ts';
-import { notifyParent, type Output, runReloader, runWorkers } from './supervisor.ts';
-import type { Application, Handler } from './types.ts';
+import { type Output, runReloader, runWorkers } from './supervisor.ts';
+import type { Application } from './types.ts';
 
 /** Where `main()` reads and writes; every field defaults to the process's own. */
-export interface CliIO {
-  stdout?: Output;
-  stderr?: Output;
+export interface CliIO extends ServerIO {
   env?: Record<string, string | undefined>;
   cwd?: string;
-  /** Aborting it stops a running server as SIGTERM does (for tests and embedding). */
-  signal?: AbortSignal;
 }
 
 const LAUNCHER = fileURLToPath(new URL('../bin/tsgi.js', import.meta.url));
@@ -130,15 +121,6 @@ export async function main(args: string[], io: CliIO = {}): Promise<number> {
   }
 }
 
-/** How to run one server, however it was asked for. */
-interface ServerPlan {
-  host: string;
-  port: number;
-  gracefulTimeoutMs: number;
-  keepAliveTimeoutMs: number | undefined;
-  accessLog: boolean;
-}
-
 async function serveCommand(args: string[], io: CliIO): Promise<number> {
   const { values, positionals } = parsing(() =>
     parseArgs({
@@ -182,24 +164,18 @@ async function serveCommand(args: string[], io: CliIO): Promise<number> {
   const cwd = io.cwd ?? process.cwd();
   const load = (): Promise<Application> => loadApplication(spec, { cwd });
 
-  if (isChild() || cluster.isWorker) return runServer(load, plan, io);
+  if (isReloadChild() || cluster.isWorker) return runServer(load, plan, io);
   // Fail on a missing module here, once, rather than in every child.
   const file = locateModule(parseApplicationSpec(spec).module, { cwd });
   if (values.reload) {
-    return runReloader({
-      ...relaunch('serve', args),
-      dir: file === undefined ? cwd : dirname(file),
-      env,
-      ...supervised(io),
-    });
+    const dir = file === undefined ? cwd : dirname(file);
+    return supervised(io, (common) => runReloader({ ...relaunch('serve', args), ...common, dir, env }));
   }
   if (workers > 1) {
-    return runWorkers({
-      ...relaunch('serve', args),
-      count: workers,
-      gracefulTimeoutMs: plan.gracefulTimeoutMs,
-      ...supervised(io),
-    });
+    const gracefulTimeoutMs = plan.gracefulTimeoutMs;
+    return supervised(io, (common) =>
+      runWorkers({ ...relaunch('serve', args), ...common, count: workers, gracefulTimeoutMs, env }),
+    );
   }
   return runServer(load, plan, io);
 }
@@ -235,13 +211,16 @@ async function runserverCommand(args: string[], io: CliIO): Promise<number> {
     kind: `settings module${values.settings ? '' : ` (named by ${SETTINGS_ENV})`}`,
   });
   const settings = file ?? named;
-  if (values.noreload !== true && !isChild()) {
-    return runReloader({
-      ...relaunch('runserver', args),
-      dir: file === undefined ? cwd : dirname(file),
-      env: { ...env, [SETTINGS_ENV]: settings },
-      ...supervised(io),
-    });
+  if (values.noreload !== true && !isReloadChild()) {
+    const dir = file === undefined ? cwd : dirname(file);
+    return supervised(io, (common) =>
+      runReloader({
+        ...relaunch('runserver', args),
+        ...common,
+        dir,
+        env: { ...env, [SETTINGS_ENV]: settings },
+      }),
+    );
   }
   // The site's own code (wsgi.ts) reads the variable too, as Django's --settings sets it.
   process.env[SETTINGS_ENV] = settings;
@@ -298,103 +277,8 @@ async function startprojectCommand(args: string[], io: CliIO): Promise<number> {
       `  serve it:       tsgi serve ${project.dir}/wsgi.ts\n` +
       `  or develop it:  ${SETTINGS_ENV}=${project.dir}/settings.ts tsgi runserver\n`,
   );
+  for (const note of project.notes) (io.stderr ?? process.stderr).write(`tsgi: note: ${note}\n`);
   return 0;
-}
-
-/** Loads the application, serves it until told to stop, and drains. */
-async function runServer(load: () => Promise<Application>, plan: ServerPlan, io: CliIO): Promise<number> {
-  const stderr = io.stderr ?? process.stderr;
-  const stop = stopSignal(io);
-  try {
-    let app = await load();
-    if (plan.accessLog) app = withAccessLog(app, io.stdout ?? process.stdout);
-    let server: RunningServer;
-    try {
-      server = await serve(app, {
-        host: plan.host,
-        port: plan.port,
-        gracefulTimeout: plan.gracefulTimeoutMs,
-        ...(plan.keepAliveTimeoutMs === undefined ? {} : { keepAliveTimeout: plan.keepAliveTimeoutMs }),
-      });
-    } catch (error) {
-      stderr.write(`${listenError(error, plan)}\n`);
-      return 1;
-    }
-    if (!cluster.isWorker) (io.stdout ?? process.stdout).write(`tsgi: serving ${server.url}\n`);
-    notifyParent(server.url);
-    await stop.stopped;
-    // close() cuts what is still running after the graceful timeout; this is only a backstop.
-    let backstop: NodeJS.Timeout | undefined;
-    const expired = new Promise<boolean>((resolve) => {
-      backstop = setTimeout(() => resolve(true), plan.gracefulTimeoutMs + 5000);
-    });
-    const timedOut = await Promise.race([server.close().then(() => false), expired]);
-    clearTimeout(backstop);
-    if (timedOut) {
-      stderr.write('tsgi: requests were still running after the graceful timeout; exiting anyway\n');
-      return 1;
-    }
-    return 0;
-  } finally {
-    stop.dispose();
-  }
-}
-
-/**
- * The application with an access log (the logging middleware, Common Log Format, on stdout). A plain
- * application gets the handler serve() would have made anyway, with logging() as its outermost
- * middleware. A handler (what wsgi.ts usually exports) is wrapped in an outer handler of its own on a
- * private bus, so the site's receivers still see one request_started and one request_finished per
- * request.
- */
-function withAccessLog(app: Application, stream: Output): Handler {
-  const middleware = [logging({ stream })];
-  return isHandler(app)
-    ? createHandler(compose(...middleware)(app), { signals: new SignalBus() })
-    : createHandler(app, { middleware });
-}
-
-/** Resolves on the first SIGTERM, SIGINT, `io.signal` abort or (for a reload child) loss of the parent. */
-function stopSignal(io: CliIO): { stopped: Promise<string>; dispose(): void } {
-  const stderr = io.stderr ?? process.stderr;
-  const supervisedChild = isChild() || cluster.isWorker;
-  let stop!: (reason: string) => void;
-  let signalled = false;
-  const stopped = new Promise<string>((resolve) => {
-    stop = resolve;
-  });
-  const onSignal = (signal: NodeJS.Signals): void => {
-    if (!signalled) {
-      signalled = true;
-      stop(signal);
-      return;
-    }
-    // A child hears Ctrl-C from the terminal and SIGTERM from its parent: only the parent may force.
-    if (supervisedChild) return;
-    stderr.write(`tsgi: ${signal} again; exiting without waiting for in-flight requests\n`);
-    process.exit(1);
-  };
-  const onAbort = (): void => stop('abort');
-  const onDisconnect = (): void => stop('disconnect');
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
-  io.signal?.addEventListener('abort', onAbort, { once: true });
-  if (io.signal?.aborted) stop('abort');
-  if (isChild()) process.once('disconnect', onDisconnect);
-  return {
-    stopped,
-    dispose: () => {
-      process.off('SIGTERM', onSignal);
-      process.off('SIGINT', onSignal);
-      io.signal?.removeEventListener('abort', onAbort);
-      process.off('disconnect', onDisconnect);
-    },
-  };
-}
-
-/** True in a child the reloader started (Django's RUN_MAIN). */
-function isChild(): boolean {
-  return process.env.TSGI_RUN_MAIN === 'true' && process.send !== undefined;
 }
 
 /** How a supervisor runs this command again in a child. */
@@ -406,25 +290,21 @@ function relaunch(command: string, args: string[]): { exec: string; args: string
   return { exec: LAUNCHER, args: [command, ...args], execArgv: fromLauncher ? process.execArgv : [] };
 }
 
-function supervised(io: CliIO): { stop: Promise<unknown>; stdout: Output; stderr: Output } {
+/** Runs a supervisor with a stop signal of its own, removed once it is done. */
+async function supervised(
+  io: CliIO,
+  run: (common: { stop: Promise<unknown>; stdout: Output; stderr: Output; cwd: string }) => Promise<number>,
+): Promise<number> {
   const stop = stopSignal(io);
-  void stop.stopped.then(() => setImmediate(() => stop.dispose()));
-  return { stop: stop.stopped, stdout: io.stdout ?? process.stdout, stderr: io.stderr ?? process.stderr };
-}
-
-function listenError(error: unknown, plan: ServerPlan): string {
-  const where = `${plan.host}:${plan.port}`;
-  switch ((error as { code?: string } | null)?.code) {
-    case 'EADDRINUSE':
-      return `tsgi: cannot listen on ${where}: the address is already in use (another server? choose another --port)`;
-    case 'EACCES':
-      return `tsgi: cannot listen on ${where}: permission denied (ports below 1024 need privileges)`;
-    case 'EADDRNOTAVAIL':
-      return `tsgi: cannot listen on ${where}: ${plan.host} is not an address of this machine`;
-    case 'ENOTFOUND':
-      return `tsgi: cannot listen on ${where}: unknown host ${plan.host}`;
-    default:
-      return `tsgi: cannot listen on ${where}: ${oneLine(error)}`;
+  try {
+    return await run({
+      stop: stop.stopped,
+      stdout: io.stdout ?? process.stdout,
+      stderr: io.stderr ?? process.stderr,
+      cwd: io.cwd ?? process.cwd(),
+    });
+  } finally {
+    stop.dispose();
   }
 }
 

@@ -397,6 +397,16 @@ function makeRequest(request: Request, context: RequestContext, url: URL, socket
     headers.host = url.host;
     raw.push('host', url.host);
   }
+  // A fetch body of unknown length is what a chunked upload is on Node; body parsers look for one of
+  // these two headers to decide that there is a body at all.
+  if (
+    request.body !== null &&
+    headers['content-length'] === undefined &&
+    headers['transfer-encoding'] === undefined
+  ) {
+    headers['transfer-encoding'] = 'chunked';
+    raw.push('transfer-encoding', 'chunked');
+  }
   req.headers = headers;
   req.rawHeaders = raw;
   // Express keeps the URL it was first given as req.originalUrl (redirects use it): under mount(),
@@ -440,11 +450,11 @@ class ChunkedDecoder {
       }
       const size = Number.parseInt(buffer.toString('latin1', 0, end), 16);
       buffer = buffer.subarray(end + 2);
-      if (!(size > 0))
-        this.done = true; // the last chunk; trailers are dropped
-      else {
+      if (size > 0) {
         this.left = size;
         this.data = true;
+      } else {
+        this.done = true; // the last chunk (size 0); trailers after it are dropped
       }
     }
     return out.length === 1 ? out[0]! : Buffer.concat(out);

@@ -5,8 +5,9 @@
  *
  * A name is a file path when it is absolute, starts with `.`, ends with a script extension or is a
  * `file:` URL; relative paths are resolved against `cwd` (default `process.cwd()`), and a path
- * without an extension also finds `path.ts` and `path.js`. Anything else is a package specifier,
- * imported as `import()` would from here (so from the node_modules that hold tsgi).
+ * without an extension also finds `path.ts` and `path.js`. Any other name (`mysite/wsgi`) is a file
+ * when there is one by that name under `cwd`, else a package specifier, imported as `import()` would
+ * from here (so from the node_modules that hold tsgi).
  *
  * Every failure is a {@link LoadError} whose one-line message says which module, what went wrong,
  * and what the developer probably meant, instead of the loader's raw stack. Loading runs the module's
@@ -61,7 +62,7 @@ export interface LoadedModule {
  * const { exports } = await importModule('mysite/settings.ts', { kind: 'settings module' });
  */
 export async function importModule(name: string | URL, options: ImportOptions = {}): Promise<LoadedModule> {
-  const label = String(name);
+  const label = moduleLabel(name);
   const kind = options.kind ?? 'module';
   const file = locateModule(name, options);
   const specifier = file === undefined ? label : pathToFileURL(file).href;
@@ -86,14 +87,15 @@ export async function importModule(name: string | URL, options: ImportOptions = 
 
 /**
  * The file a module name stands for: an absolute path for a path or `file:` URL (a {@link LoadError}
- * if there is no such file), `undefined` for a package specifier.
+ * if there is no such file) or for a bare name that is a file under `cwd`; `undefined` for a package.
  *
  * @example
  * locateModule('mysite/settings.ts'); // '/home/me/mysite/settings.ts'
  */
 export function locateModule(name: string | URL, options: ImportOptions = {}): string | undefined {
-  const label = String(name);
-  if (!(name instanceof URL) && !isPathLike(label)) return undefined;
+  const label = moduleLabel(name);
+  if (!(name instanceof URL) && !isPathLike(label))
+    return findFile(resolve(options.cwd ?? process.cwd(), label));
   const path = name instanceof URL ? fileURLToPath(name) : resolveFile(label, options.cwd);
   const file = findFile(path);
   if (file === undefined) {
@@ -164,6 +166,11 @@ export function toApplication(value: unknown, what: string, module = what): Appl
 
 interface Fetcher {
   fetch(request: Request): Response | Promise<Response>;
+}
+
+/** How a module is named in messages: a `file:` URL as its path. */
+export function moduleLabel(name: string | URL): string {
+  return name instanceof URL && name.protocol === 'file:' ? fileURLToPath(name) : String(name);
 }
 
 /** One line for an error, for a terminal: a loader's multi-line message is folded. */

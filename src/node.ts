@@ -252,7 +252,11 @@ class Exchange implements RequestSource {
       discard(response);
       response = textResponse(413, 'Payload Too Large');
     }
-    if (this.tooLarge || this.site.closing) res.shouldKeepAlive = false;
+    // While closing, the last exchange on a connection says Connection: close (an earlier one would
+    // make Node drop the answers pipelined behind it).
+    if (this.tooLarge || (this.site.closing && (this.socket[OPEN]?.size ?? 0) <= 1)) {
+      res.shouldKeepAlive = false;
+    }
     if (this.tooLarge) this.req.resume(); // read the rest and drop it, so the client sees the 413
     try {
       const fixed = fixedResponse(response);
@@ -261,7 +265,7 @@ class Exchange implements RequestSource {
     } catch (error) {
       // Invalid headers or status for Node: nothing usable was sent.
       this.end('errored', error);
-      res.destroy();
+      cut(res);
     }
   }
 
@@ -331,9 +335,8 @@ class Exchange implements RequestSource {
       res.end();
     } catch (error) {
       if (this.over) return; // the client left first: the scope cancelled the body
-      // Cut the connection: end() would make the truncated body look complete.
       this.end('errored', error);
-      res.destroy();
+      cut(res);
     }
   }
 
@@ -360,6 +363,16 @@ function onSocketClose(this: TrackedSocket): void {
   // Pipelined responses queued behind a slow one get no 'close' of their own.
   for (const exchange of open) exchange.end(exchange.res.writableFinished ? 'completed' : 'aborted');
   open.clear();
+}
+
+/**
+ * Cuts the connection under a response that cannot be completed: end() would make a truncated body
+ * look complete. What was already written goes out first (Node corks the socket until the next tick).
+ */
+function cut(res: ServerResponse): void {
+  const socket = res.socket;
+  if (socket !== null) while (socket.writableCorked > 0) socket.uncork();
+  res.destroy();
 }
 
 /** Closes a connection that has nothing in flight: at once if nothing is left to flush. */

@@ -81,6 +81,8 @@ export class RequestScope {
   private finishers: Finisher[] = [];
   private failure: { error: unknown } | undefined;
   private claimed: object | object[] | undefined;
+  private lazyId: string | undefined;
+  private lazyState: Record<string | symbol, unknown> | undefined;
   private closing: { outcome: Outcome; durationMs: number } | undefined;
   private info: FinishInfo | undefined;
   private abort: AbortController | undefined;
@@ -93,6 +95,18 @@ export class RequestScope {
     this.finished = new Promise((resolve) => {
       this.resolveFinished = resolve;
     });
+  }
+
+  /** The request's id (a UUID), made on first use. */
+  get id(): string {
+    this.lazyId ??= crypto.randomUUID();
+    return this.lazyId;
+  }
+
+  /** The per-request bag behind `context.state`, made on first use. */
+  get state(): Record<string | symbol, unknown> {
+    this.lazyState ??= {};
+    return this.lazyState;
   }
 
   /** True once closing has begun. */
@@ -228,9 +242,10 @@ export class RequestScope {
         this.whenIdle = resolve;
       });
     }
-    const reason = new ScopeClosedError(closing.outcome);
     const open = this.bodies.filter((handle) => !handle.closed);
     if (open.length > 0) {
+      // Made only when needed: an Error captures a stack, a cost every request would pay.
+      const reason = new ScopeClosedError(closing.outcome);
       const cancels = open.map((handle) => handle.cancel(reason));
       await this.settle(cancels, ['response body', 'response bodies']);
     }
@@ -294,11 +309,14 @@ export function scopeOf(context: unknown): RequestScope | undefined {
   return (context as { [SCOPE]?: RequestScope } | undefined)?.[SCOPE];
 }
 
+/**
+ * The context a scope hands out. Everything lives on the scope, reached through `this[SCOPE]`, so a
+ * derived context (`Object.create(context)`, as `mount()` makes to add its own fields) shares the id,
+ * the state bag, the signal and the close callbacks of the request.
+ */
 class ScopeContext implements RequestContext {
   readonly [SCOPE]: RequestScope;
   readonly remoteAddress: string | undefined;
-  #id: string | undefined;
-  #state: Record<string | symbol, unknown> | undefined;
 
   constructor(scope: RequestScope, remoteAddress: string | undefined) {
     this[SCOPE] = scope;
@@ -306,8 +324,7 @@ class ScopeContext implements RequestContext {
   }
 
   get id(): string {
-    this.#id ??= crypto.randomUUID();
-    return this.#id;
+    return this[SCOPE].id;
   }
 
   get signal(): AbortSignal {
@@ -315,8 +332,7 @@ class ScopeContext implements RequestContext {
   }
 
   get state(): Record<string | symbol, unknown> {
-    this.#state ??= {};
-    return this.#state;
+    return this[SCOPE].state;
   }
 
   onClose(callback: CloseCallback): void {

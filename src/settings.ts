@@ -18,7 +18,7 @@
  * imported once (the module cache), so two calls with the same module share its `APP`.
  */
 import { createHandler } from './handler.ts';
-import { importModule, LoadError, type LoadedModule, toApplication } from './loader.ts';
+import { importModule, LoadError, type LoadedModule, moduleLabel, toApplication } from './loader.ts';
 import type { SignalBus } from './signals.ts';
 import type { Application, Handler, Middleware } from './types.ts';
 
@@ -85,7 +85,7 @@ export async function loadSettings(options: SettingsOptions = {}): Promise<Setti
   }
   if (typeof source === 'object' && !(source instanceof URL))
     return check(source, 'the settings object', undefined);
-  const name = String(source);
+  const name = moduleLabel(source);
   let loaded: LoadedModule;
   try {
     loaded = await importModule(source, { cwd: options.cwd, kind: `settings module${from}` });

@@ -14,7 +14,7 @@
  *
  * Existing files are never overwritten: the command fails before writing anything.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 
@@ -27,6 +27,8 @@ export class StartProjectError extends Error {
 export interface StartedProject {
   readonly dir: string;
   readonly files: readonly string[];
+  /** Things the developer should fix by hand (an existing package.json that is not ESM). */
+  readonly notes: readonly string[];
 }
 
 /** True when `name` can name a project: letters, digits, '-' and '_', starting with a letter. */
@@ -62,10 +64,25 @@ export async function startProject(
       throw new StartProjectError(`tsgi: ${join(target, file)} already exists; not overwriting it`);
     }
   }
-  if (!existsSync(join(target, 'package.json'))) files['package.json'] = packageJson(name, options.version);
+  const notes: string[] = [];
+  const manifest = join(target, 'package.json');
+  if (!existsSync(manifest)) files['package.json'] = packageJson(name, options.version);
+  else if (!isModulePackage(manifest)) {
+    notes.push(
+      `${manifest} has no "type": "module": add it, or Node will not load the .ts files as ES modules`,
+    );
+  }
   await mkdir(target, { recursive: true });
   for (const [file, text] of Object.entries(files)) await writeFile(join(target, file), text, { flag: 'wx' });
-  return { dir: target, files: Object.keys(files) };
+  return { dir: target, files: Object.keys(files), notes };
+}
+
+function isModulePackage(manifest: string): boolean {
+  try {
+    return (JSON.parse(readFileSync(manifest, 'utf8')) as { type?: unknown }).type === 'module';
+  } catch {
+    return false; // unreadable or not JSON: the note tells the developer to look at it
+  }
 }
 
 const app = (name: string): string => `/**

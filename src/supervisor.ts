@@ -13,8 +13,9 @@
  * alive after the graceful timeout get SIGKILL.
  *
  * Reloader: restarts the child whenever a script or JSON file under the watched directory changes
- * (node:fs `watch` on each directory; `node_modules` and dot-directories are skipped). If the child
- * dies after it once served, the reloader waits for the next change. Not for production.
+ * (node:fs `watch` on each directory; `node_modules` and dot-directories are skipped). A restart gives
+ * in-flight requests 2 s to finish. If the child dies after it once served, the reloader waits for
+ * the next change. Not for production.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import cluster, { type Worker } from 'node:cluster';
@@ -33,6 +34,10 @@ export interface ChildCommand {
   readonly args: readonly string[];
   /** Node options for the child. */
   readonly execArgv: readonly string[];
+  /** The child's working directory. */
+  readonly cwd: string;
+  /** The child's environment. */
+  readonly env: Record<string, string | undefined>;
 }
 
 /** What a serving child tells its parent once it listens. */
@@ -55,7 +60,7 @@ function isListening(message: unknown): message is ListeningMessage {
  * Runs `count` cluster workers until `stop` settles; resolves with the exit code.
  *
  * @example
- * const code = await runWorkers({ exec, args, execArgv: [], count: 4, gracefulTimeoutMs: 30_000, stop, stdout, stderr });
+ * const code = await runWorkers({ exec, args, execArgv: [], cwd, env, count: 4, gracefulTimeoutMs: 30_000, stop, stdout, stderr });
  */
 export function runWorkers(
   options: ChildCommand & {
@@ -67,7 +72,12 @@ export function runWorkers(
   },
 ): Promise<number> {
   const { count, stdout, stderr } = options;
-  cluster.setupPrimary({ exec: options.exec, args: [...options.args], execArgv: [...options.execArgv] });
+  cluster.setupPrimary({
+    exec: options.exec,
+    args: [...options.args],
+    execArgv: [...options.execArgv],
+    cwd: options.cwd,
+  });
   const alive = new Set<Worker>();
   const ready = new Set<Worker>();
   let announced = false;
@@ -77,7 +87,7 @@ export function runWorkers(
   return new Promise<number>((resolve) => {
     let killer: NodeJS.Timeout | undefined;
     const fork = (): void => {
-      alive.add(cluster.fork());
+      alive.add(cluster.fork(options.env));
     };
     const stopAll = (exitCode: number): void => {
       if (stopping) return;
@@ -135,12 +145,11 @@ const WATCHED = /\.(?:[cm]?[jt]sx?|json)$/;
  * `stop` settles; resolves with the exit code.
  *
  * @example
- * const code = await runReloader({ exec, args, execArgv: [], dir: 'mysite', env: process.env, stop, stdout, stderr });
+ * const code = await runReloader({ exec, args, execArgv: [], cwd, env, dir: 'mysite', stop, stdout, stderr });
  */
 export function runReloader(
   options: ChildCommand & {
     dir: string;
-    env: Record<string, string | undefined>;
     stop: Promise<unknown>;
     stdout: Output;
     stderr: Output;
@@ -157,6 +166,7 @@ export function runReloader(
   return new Promise<number>((resolve) => {
     const start = (): void => {
       const started = spawn(process.execPath, [...options.execArgv, options.exec, ...options.args], {
+        cwd: options.cwd,
         env: { ...options.env, TSGI_RUN_MAIN: 'true' },
         stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       });
@@ -184,7 +194,14 @@ export function runReloader(
         start();
       } else {
         restartPending = true;
-        child.kill('SIGTERM');
+        const draining = child;
+        draining.kill('SIGTERM');
+        // In development a stuck stream (server-sent events) must not hold a restart for the whole
+        // graceful timeout.
+        setTimeout(
+          () => draining.exitCode === null && draining.signalCode === null && draining.kill('SIGKILL'),
+          2000,
+        ).unref();
       }
     };
     const rewatch = (): void => {

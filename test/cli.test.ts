@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -60,6 +60,27 @@ class Tsgi {
     this.waiters = [];
     for (const resolve of waiters) resolve();
   }
+}
+
+/** An output that keeps what is written and can wait for a pattern to appear in it. */
+function capture() {
+  let wake: (() => void) | undefined;
+  const output = {
+    text: '',
+    write(text: string) {
+      output.text += text;
+      wake?.();
+    },
+    async waitFor(pattern: RegExp): Promise<RegExpExecArray> {
+      for (let match = pattern.exec(output.text); ; match = pattern.exec(output.text)) {
+        if (match !== null) return match;
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+      }
+    },
+  };
+  return output;
 }
 
 const running = new Set<ChildProcess>();
@@ -155,6 +176,17 @@ describe('tsgi startproject', () => {
     assert.equal(await (await fetch(`${second}/`)).text(), 'Hello from demo\n');
     server.child.kill('SIGTERM');
     assert.deepEqual(await server.exited, { code: 0, signal: null });
+  });
+
+  it('notes an existing package.json that is not an ES module package, and keeps it', async () => {
+    const other = join(dir, '..', 'commonjs');
+    await mkdir(other);
+    await writeFile(join(other, 'package.json'), '{ "name": "old" }\n');
+    const stdout = capture();
+    const stderr = capture();
+    assert.equal(await main(['startproject', 'other', other], { stdout, stderr }), 0);
+    assert.match(stderr.text, /^tsgi: note: .*package\.json has no "type": "module": add it/);
+    assert.equal(readFileSync(join(other, 'package.json'), 'utf8'), '{ "name": "old" }\n');
   });
 
   it('refuses to overwrite an existing site', async () => {
@@ -351,27 +383,6 @@ describe('when something is wrong', { concurrency: 3 }, () => {
 });
 
 describe('main() called directly', () => {
-  /** An output that keeps what is written and can wait for a pattern to appear in it. */
-  const capture = () => {
-    let wake: (() => void) | undefined;
-    const output = {
-      text: '',
-      write(text: string) {
-        output.text += text;
-        wake?.();
-      },
-      async waitFor(pattern: RegExp): Promise<RegExpExecArray> {
-        for (let match = pattern.exec(output.text); ; match = pattern.exec(output.text)) {
-          if (match !== null) return match;
-          await new Promise<void>((resolve) => {
-            wake = resolve;
-          });
-        }
-      },
-    };
-    return output;
-  };
-
   it('serves until io.signal aborts, then resolves 0', async () => {
     const stdout = capture();
     const stderr = capture();

@@ -112,7 +112,10 @@ describe('RequestScope', () => {
       assert.equal(info.outcome, 'aborted');
       assert.equal(reported.length, 1);
       assert.ok(reported[0] instanceof GracePeriodExceededError);
-      assert.match((reported[0] as Error).message, /1 response body did not settle within 30 ms of the request closing/);
+      assert.match(
+        (reported[0] as Error).message,
+        /1 response body did not settle within 30 ms of the request closing/,
+      );
     });
 
     it('reports an onClose callback that never settles and finishes anyway', async () => {
@@ -236,6 +239,23 @@ describe('RequestScope', () => {
       assert.equal(a.state.user, 'ada');
       assert.equal(a.remoteAddress, '127.0.0.1');
       assert.equal(b.remoteAddress, undefined);
+    });
+
+    it('shares id, state, signal and onClose with a context derived from it', async () => {
+      const scope = new RequestScope();
+      const derived = Object.create(scope.context) as typeof scope.context & { mountPath: string };
+      derived.mountPath = '/api';
+      assert.equal(derived.id, scope.context.id);
+      derived.state.user = 'ada';
+      assert.equal(scope.context.state.user, 'ada');
+      assert.equal(derived.signal, scope.context.signal);
+      assert.equal(scopeOf(derived), scope);
+      let closed = false;
+      derived.onClose(() => {
+        closed = true;
+      });
+      await scope.close('completed');
+      assert.equal(closed, true);
     });
 
     it('aborts its signal when the client goes away, also when first read afterwards', async () => {

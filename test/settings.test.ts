@@ -303,6 +303,10 @@ describe('loadApplication()', () => {
     assert.equal(await body(await loadApplication(at('wsgi-default-fetch.ts'))), 'from fetch');
   });
 
+  it('finds a file by a bare name under cwd (mysite/wsgi), before trying a package', async () => {
+    assert.equal(await body(await loadApplication('alpha/wsgi', { cwd: sites })), 'alpha');
+  });
+
   it('loads a real wsgi.ts that builds its handler from settings', async () => {
     const app = await loadApplication(join(sites, 'alpha/wsgi.ts'));
     assert.equal(await body(app), 'alpha');

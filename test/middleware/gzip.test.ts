@@ -13,6 +13,8 @@ import {
   serve,
 } from '../../src/index.ts';
 import { deferred, get, open } from '../fixtures/client.ts';
+import { exchange } from '../fixtures/host.ts';
+import { replacesResponse } from '../fixtures/middleware.ts';
 import { recordingStream } from '../fixtures/streams.ts';
 
 const encoder = new TextEncoder();
@@ -332,12 +334,48 @@ describe('gzip() in-process', () => {
     assert.equal(source.cancelReason, 'client left');
   });
 
+  it('a compressed body that an outer layer drops is cancelled with its source when the request ends', async () => {
+    const source = recordingStream({ chunks: Number.POSITIVE_INFINITY });
+    const bus = new SignalBus();
+    let finished = 0;
+    bus.connect('request_finished', () => {
+      finished++;
+    });
+    const app = () => new Response(source.stream, { headers: { 'content-type': 'text/plain' } });
+    const handler = createHandler(app, { middleware: [replacesResponse(), gzip()], signals: bus });
+    const { text: body, info } = await exchange(
+      handler,
+      new Request('http://127.0.0.1/', { headers: accepts }),
+    );
+    assert.equal(body, 'replaced');
+    assert.equal(info.outcome, 'completed');
+    assert.equal(source.cancelled, true);
+    assert.equal(finished, 1);
+  });
+
   it('an error in the inner body errors the compressed body', async () => {
     const source = recordingStream({ chunks: 10, failAt: 2 });
     const response = await run(
       () => new Response(source.stream, { headers: { 'content-type': 'text/plain' } }),
     );
     await assert.rejects(response.arrayBuffer(), /failed at chunk 2/);
+  });
+
+  it('a source that fails before the client reads fails the compressed body, nothing more', async () => {
+    let pulls = 0;
+    const source = new ReadableStream(
+      {
+        pull(controller) {
+          pulls++;
+          controller.error(new Error('early failure'));
+        },
+      },
+      { highWaterMark: 0 },
+    );
+    const response = await run(() => new Response(source, { headers: { 'content-type': 'text/plain' } }));
+    for (let turn = 0; turn < 5; turn++) await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(pulls, 0, 'the source was read before the client asked');
+    await assert.rejects(response.arrayBuffer(), /early failure/);
   });
 
   it('reads the source only as fast as the compressed body is read (backpressure)', async () => {
@@ -358,7 +396,6 @@ describe('gzip() in-process', () => {
     for (let turn = 0; turn < 20; turn++) await new Promise((resolve) => setImmediate(resolve));
     // What was pulled but not read waits in zlib's input and output buffers (16 KiB each) and in
     // the chunk being written: bounded, whatever the source could give.
-    console.log('PULLED', pulled, read);
     assert.ok(pulled - read <= 64 * 1024, `pulled ${pulled} bytes, read ${read}`);
     await reader.cancel();
   });

@@ -1,0 +1,164 @@
+/**
+ * One server process, as `tsgi serve` and `tsgi runserver` run it (and each worker or reload child):
+ * load the application, listen, print `tsgi: serving <url>` (a cluster worker tells its primary
+ * instead), and on SIGTERM or SIGINT stop accepting, let in-flight requests finish (serve()'s
+ * `close()`, bounded by the graceful timeout) and resolve with the exit code.
+ *
+ * A second signal exits at once, except in a worker or reload child: the terminal's Ctrl-C reaches
+ * them as well as their parent's SIGTERM, and only the parent may decide to stop waiting.
+ *
+ * `--access-log` puts the logging middleware (Common Log Format, stdout) around the application: the
+ * CLI assembles a whole server, as a site's settings do, so it is the one place in src/ that imports
+ * from middleware/.
+ */
+import cluster from 'node:cluster';
+import { logging } from '../middleware/logging.ts';
+import { compose } from './compose.ts';
+import { createHandler, isHandler } from './handler.ts';
+import { oneLine } from './loader.ts';
+import { type RunningServer, serve } from './node.ts';
+import { SignalBus } from './signals.ts';
+import { notifyParent, type Output } from './supervisor.ts';
+import type { Application, Handler } from './types.ts';
+
+/** Where a server process writes, and what else may stop it; every field defaults to the process's own. */
+export interface ServerIO {
+  stdout?: Output;
+  stderr?: Output;
+  /** Aborting it stops the server as SIGTERM does (for tests and embedding). */
+  signal?: AbortSignal;
+}
+
+/** How to run one server, however the command line asked for it. */
+export interface ServerPlan {
+  host: string;
+  port: number;
+  gracefulTimeoutMs: number;
+  keepAliveTimeoutMs: number | undefined;
+  accessLog: boolean;
+}
+
+/**
+ * Loads the application, serves it until told to stop, drains, and resolves with the exit code: 0
+ * once every request has finished, 1 if the address cannot be listened on (said in one line on
+ * stderr) or requests still run well past the graceful timeout. A load error is thrown as it is.
+ *
+ * @example
+ * const code = await runServer(() => loadApplication('mysite/wsgi.ts'), {
+ *   host: '127.0.0.1', port: 8000, gracefulTimeoutMs: 30_000, keepAliveTimeoutMs: undefined, accessLog: true,
+ * });
+ */
+export async function runServer(
+  load: () => Promise<Application>,
+  plan: ServerPlan,
+  io: ServerIO = {},
+): Promise<number> {
+  const stderr = io.stderr ?? process.stderr;
+  const stop = stopSignal(io);
+  try {
+    let app = await load();
+    if (plan.accessLog) app = withAccessLog(app, io.stdout ?? process.stdout);
+    let server: RunningServer;
+    try {
+      server = await serve(app, {
+        host: plan.host,
+        port: plan.port,
+        gracefulTimeout: plan.gracefulTimeoutMs,
+        ...(plan.keepAliveTimeoutMs === undefined ? {} : { keepAliveTimeout: plan.keepAliveTimeoutMs }),
+      });
+    } catch (error) {
+      stderr.write(`${listenError(error, plan)}\n`);
+      return 1;
+    }
+    if (!cluster.isWorker) (io.stdout ?? process.stdout).write(`tsgi: serving ${server.url}\n`);
+    notifyParent(server.url);
+    await stop.stopped;
+    // close() cuts what is still running after the graceful timeout; this is only a backstop.
+    let backstop: NodeJS.Timeout | undefined;
+    const expired = new Promise<boolean>((resolve) => {
+      backstop = setTimeout(() => resolve(true), plan.gracefulTimeoutMs + 5000);
+    });
+    const timedOut = await Promise.race([server.close().then(() => false), expired]);
+    clearTimeout(backstop);
+    if (timedOut) {
+      stderr.write('tsgi: requests were still running after the graceful timeout; exiting anyway\n');
+      return 1;
+    }
+    return 0;
+  } finally {
+    stop.dispose();
+  }
+}
+
+/**
+ * The application with an access log (the logging middleware, Common Log Format, on stdout). A plain
+ * application gets the handler serve() would have made anyway, with logging() as its outermost
+ * middleware. A handler (what wsgi.ts usually exports) is wrapped in an outer handler of its own on a
+ * private bus, so the site's receivers still see one request_started and one request_finished per
+ * request.
+ */
+function withAccessLog(app: Application, stream: Output): Handler {
+  const middleware = [logging({ stream })];
+  return isHandler(app)
+    ? createHandler(compose(...middleware)(app), { signals: new SignalBus() })
+    : createHandler(app, { middleware });
+}
+
+/** Resolves on the first SIGTERM, SIGINT, `io.signal` abort or (for a reload child) loss of the parent. */
+export function stopSignal(io: ServerIO): { stopped: Promise<string>; dispose(): void } {
+  const stderr = io.stderr ?? process.stderr;
+  const supervisedChild = isReloadChild() || cluster.isWorker;
+  let stop!: (reason: string) => void;
+  let signalled = false;
+  const stopped = new Promise<string>((resolve) => {
+    stop = resolve;
+  });
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (!signalled) {
+      signalled = true;
+      stop(signal);
+      return;
+    }
+    // A child hears Ctrl-C from the terminal and SIGTERM from its parent: only the parent may force.
+    if (supervisedChild) return;
+    stderr.write(`tsgi: ${signal} again; exiting without waiting for in-flight requests\n`);
+    process.exit(1);
+  };
+  const onAbort = (): void => stop('abort');
+  const onDisconnect = (): void => stop('disconnect');
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  io.signal?.addEventListener('abort', onAbort, { once: true });
+  if (io.signal?.aborted) stop('abort');
+  if (isReloadChild()) process.once('disconnect', onDisconnect);
+  return {
+    stopped,
+    dispose: () => {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      io.signal?.removeEventListener('abort', onAbort);
+      process.off('disconnect', onDisconnect);
+    },
+  };
+}
+
+/** True in a child the reloader started (Django's RUN_MAIN). */
+export function isReloadChild(): boolean {
+  return process.env.TSGI_RUN_MAIN === 'true' && process.send !== undefined;
+}
+
+function listenError(error: unknown, plan: ServerPlan): string {
+  const where = `${plan.host}:${plan.port}`;
+  switch ((error as { code?: string } | null)?.code) {
+    case 'EADDRINUSE':
+      return `tsgi: cannot listen on ${where}: the address is already in use (another server? choose another --port)`;
+    case 'EACCES':
+      return `tsgi: cannot listen on ${where}: permission denied (ports below 1024 need privileges)`;
+    case 'EADDRNOTAVAIL':
+      return `tsgi: cannot listen on ${where}: ${plan.host} is not an address of this machine`;
+    case 'ENOTFOUND':
+      return `tsgi: cannot listen on ${where}: unknown host ${plan.host}`;
+    default:
+      return `tsgi: cannot listen on ${where}: ${oneLine(error)}`;
+  }
+}
