@@ -5,4 +5,4 @@
  */
 export { type GzipOptions, gzip, isCompressible } from './gzip.ts';
 export { type HelloWorldOptions, helloWorld } from './hello-world.ts';
-export { type LoggingOptions, type LogStream, logging } from './logging.ts';
+export { isAccessLog, type LoggingOptions, type LogStream, logging } from './logging.ts';

@@ -65,7 +65,7 @@ export function logging(options: LoggingOptions = {}): Middleware {
   const line = format === 'json' ? jsonLine : format === 'combined' ? combinedLine : commonLine;
   const batch = new Batch(stream);
 
-  return function loggingMiddleware(next) {
+  const middleware: Middleware = function loggingMiddleware(next) {
     return function logging(request, context) {
       if (typeof context?.onClose !== 'function') {
         throw new TypeError(
@@ -77,6 +77,21 @@ export function logging(options: LoggingOptions = {}): Middleware {
       return next(request, context);
     };
   };
+  Object.defineProperty(middleware, ACCESS_LOG, { value: true });
+  return middleware;
+}
+
+const ACCESS_LOG: unique symbol = Symbol.for('tsgi.accessLog');
+
+/**
+ * True when `middleware` was made by {@link logging} — so a server that would add its own access
+ * log (`tsgi runserver`) can see the site already writes one.
+ *
+ * @example
+ * const logsAlready = settings.MIDDLEWARE.some(isAccessLog);
+ */
+export function isAccessLog(middleware: unknown): boolean {
+  return typeof middleware === 'function' && (middleware as { [ACCESS_LOG]?: true })[ACCESS_LOG] === true;
 }
 
 type Line = (request: Request, context: RequestContext, arrived: number, info: FinishInfo) => string;

@@ -19,6 +19,7 @@ import { isIPv6 } from 'node:net';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { isAccessLog } from '../middleware/logging.ts';
 import { createHandler } from './handler.ts';
 import { LoadError, loadApplication, locateModule, oneLine, parseApplicationSpec } from './loader.ts';
 import { isReloadChild, runServer, type ServerIO, type ServerPlan, stopSignal } from './runner.ts';
@@ -224,12 +225,15 @@ async function runserverCommand(args: string[], io: CliIO): Promise<number> {
   }
   // The site's own code (wsgi.ts) reads the variable too, as Django's --settings sets it.
   process.env[SETTINGS_ENV] = settings;
+  // Django's runserver logs every request; a site whose MIDDLEWARE already has logging() is not
+  // logged twice.
+  const { MIDDLEWARE } = await loadSettings({ settings, env, cwd });
   const plan: ServerPlan = {
     host: address.host ?? '127.0.0.1',
     port: address.port ?? 8000,
     gracefulTimeoutMs: 30_000,
     keepAliveTimeoutMs: undefined,
-    accessLog: true,
+    accessLog: !MIDDLEWARE.some(isAccessLog),
   };
   return runServer(() => loadSite(settings, env, cwd), plan, io);
 }

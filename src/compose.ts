@@ -52,7 +52,11 @@ export function boundary(inner: Application, layer: string): Application {
       scope.lastPromise = tracked;
       return tracked;
     }
-    return leaveAfter(scope, () => scope.track(result as Response, layer));
+    try {
+      return scope.track(result, layer);
+    } finally {
+      scope.leave();
+    }
   };
   crossing[BOUNDARY] = true;
   return crossing;

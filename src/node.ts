@@ -42,7 +42,7 @@ import {
   PayloadTooLargeError,
   type RequestSource,
 } from './node-request.ts';
-import { RequestScope } from './scope.ts';
+import { RequestScope, type ScopeOptions } from './scope.ts';
 import type { Application, Handler, Outcome } from './types.ts';
 
 export { PayloadTooLargeError };
@@ -145,12 +145,15 @@ class Site {
 const EXCHANGE: unique symbol = Symbol('tsgi.exchange');
 const OPEN: unique symbol = Symbol('tsgi.openExchanges');
 const ORIGIN: unique symbol = Symbol('tsgi.origin');
+const SCOPE_OPTIONS: unique symbol = Symbol('tsgi.scopeOptions');
 
 interface TrackedSocket extends Socket {
   /** Exchanges on this connection whose outcome is not known yet (pipelined ones included). */
   [OPEN]?: Set<Exchange>;
   /** The last Host header seen on this connection and the origin it made. */
   [ORIGIN]?: { host: string | undefined; origin: string };
+  /** The request scope options of this connection (the client address is the connection's). */
+  [SCOPE_OPTIONS]?: ScopeOptions;
 }
 type TrackedResponse = ServerResponse & { [EXCHANGE]?: Exchange };
 
@@ -171,7 +174,12 @@ class Exchange implements RequestSource {
   ) {
     const socket = req.socket as TrackedSocket;
     this.socket = socket;
-    this.scope = new RequestScope({ remoteAddress: socket.remoteAddress, ...site.scopeOptions });
+    let scopeOptions = socket[SCOPE_OPTIONS];
+    if (scopeOptions === undefined) {
+      scopeOptions = { remoteAddress: socket.remoteAddress, ...site.scopeOptions };
+      socket[SCOPE_OPTIONS] = scopeOptions;
+    }
+    this.scope = new RequestScope(scopeOptions);
     site.open++;
     this.scope.addFinisher(() => site.scopeFinished());
     let open = socket[OPEN];
@@ -182,7 +190,7 @@ class Exchange implements RequestSource {
     }
     open.add(this);
     (res as TrackedResponse)[EXCHANGE] = this;
-    res.once('close', onResponseClose);
+    res.on('close', onResponseClose);
   }
 
   get signal(): AbortSignal {

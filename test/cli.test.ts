@@ -215,6 +215,8 @@ describe('tsgi runserver', () => {
     await server.waitFor(/"GET \/boom HTTP\/1\.1" 500/);
     server.child.kill('SIGTERM');
     assert.deepEqual(await server.exited, { code: 0, signal: null });
+    // the example's MIDDLEWARE has logging(): runserver adds no second access log
+    assert.equal(server.stdout.match(/"GET \/boom HTTP\/1\.1" 500/g)?.length, 1);
   });
 
   it('takes the settings module from --settings', async () => {
