@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import { gzip, helloWorld, logging } from '../middleware/index.ts';
 import {
   type Application,
   createHandler,
@@ -16,7 +17,16 @@ import { type ClientBehaviour, exchange } from './fixtures/host.ts';
 import { addsHeader, misbehaving, passesThrough } from './fixtures/middleware.ts';
 import { generatorStream, recordingStream } from './fixtures/streams.ts';
 
-const layers: Record<string, () => Middleware> = { ...misbehaving, passesThrough, addsHeader };
+const sink = { write: () => true };
+const layers: Record<string, () => Middleware> = {
+  ...misbehaving,
+  passesThrough,
+  addsHeader,
+  // the built-in middleware must keep the guarantee too
+  gzip: () => gzip({ threshold: 0 }),
+  logging: () => logging({ stream: sink }),
+  helloWorld: () => helloWorld({ path: '/' }),
+};
 const bodies = ['string', 'null', 'stream', 'generator', 'failing stream'] as const;
 const behaviours: ClientBehaviour[] = ['read-all', 'read-part-then-leave', 'leave-before-response'];
 
@@ -28,28 +38,30 @@ describe('the lifecycle guarantee, as a property', () => {
         fc.constantFrom(...bodies),
         fc.constantFrom(...behaviours),
         fc.boolean(),
-        async (stack, body, behaviour, appIsAsync) => {
+        fc.constantFrom('/', '/page'),
+        async (stack, body, behaviour, appIsAsync, path) => {
           const released: (() => boolean)[] = [];
+          const text = { headers: { 'content-type': 'text/plain' } };
           const make = (): Response => {
             switch (body) {
               case 'string':
-                return new Response('text');
+                return new Response('text '.repeat(300));
               case 'null':
                 return new Response(null, { status: 204 });
               case 'stream': {
                 const source = recordingStream({ chunks: 20 });
                 released.push(() => source.released);
-                return new Response(source.stream);
+                return new Response(source.stream, text);
               }
               case 'generator': {
                 const source = generatorStream({ chunks: 3, delayMs: 0 });
                 released.push(() => source.released);
-                return new Response(source.stream);
+                return new Response(source.stream, text);
               }
               case 'failing stream': {
                 const source = recordingStream({ chunks: 5, failAt: 2 });
                 released.push(() => source.released);
-                return new Response(source.stream);
+                return new Response(source.stream, text);
               }
             }
           };
@@ -75,7 +87,8 @@ describe('the lifecycle guarantee, as a property', () => {
             signals: bus,
           });
           const reported: unknown[] = [];
-          await exchange(handler, new Request('http://127.0.0.1/'), behaviour, {
+          const request = new Request(`http://127.0.0.1${path}`, { headers: { 'accept-encoding': 'gzip' } });
+          await exchange(handler, request, behaviour, {
             gracePeriodMs: 20,
             onError: (error) => reported.push(error),
           });
