@@ -36,8 +36,8 @@ export function boundary(inner: Application, layer: string): Application {
       scope.leave();
       throw error;
     }
-    if (result === scope.lastPromise) {
-      // A pass-through layer returned the promise an inner boundary already tracks.
+    if (result === scope.last || result === scope.lastPromise) {
+      // A pass-through layer returned the response or promise an inner boundary already tracks.
       scope.leave();
       return result;
     }

@@ -38,21 +38,32 @@ const REASON_PHRASE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
 /** What the Node writer needs from a response whose body is fixed data nobody has touched. */
 export interface FixedResponse {
-  readonly status: number;
-  readonly statusText: string;
+  status: number;
+  statusText: string;
   /** The headers, or undefined when none were set or read (then only `contentType` applies). */
-  readonly headers: Headers | undefined;
+  headers: Headers | undefined;
   /** The default content type of the body, used when `headers` is undefined. */
-  readonly contentType: string | undefined;
-  readonly body: string | Uint8Array<ArrayBuffer> | null;
+  contentType: string | undefined;
+  body: string | Uint8Array<ArrayBuffer> | null;
 }
 
 let fixedOf: (response: object) => FixedResponse | undefined;
 let realOf: (response: FastResponse) => Response;
 
+// One view, refilled by each call: the writer reads it at once, and a request then allocates nothing
+// for it.
+const view: FixedResponse = {
+  status: 0,
+  statusText: '',
+  headers: undefined,
+  contentType: undefined,
+  body: null,
+};
+
 /**
  * The parts of `response` to write without building a stream, when it is a {@link FastResponse} whose
- * body is a string, bytes or nothing and was never read; otherwise undefined.
+ * body is a string, bytes or nothing and was never read; otherwise undefined. The object returned is
+ * reused by the next call: read it at once.
  */
 export function fixedResponse(response: Response): FixedResponse | undefined {
   return fixedOf(response);
@@ -261,13 +272,12 @@ export class FastResponse {
       if (!(#real in response) || response.#real !== undefined) return undefined;
       const body = response.#body;
       if (body instanceof ReadableStream) return undefined;
-      return {
-        status: response.#status,
-        statusText: response.#statusText,
-        headers: response.#headers,
-        contentType: response.#contentType,
-        body,
-      };
+      view.status = response.#status;
+      view.statusText = response.#statusText;
+      view.headers = response.#headers;
+      view.contentType = response.#contentType;
+      view.body = body;
+      return view;
     };
   }
 }

@@ -25,6 +25,8 @@ export const GlobalRequest: typeof Request = globalThis.Request;
 /** What a NodeRequest reads from the exchange that made it. */
 export interface RequestSource {
   readonly req: IncomingMessage;
+  /** The absolute URL (may be worked out on first use). */
+  readonly url: string;
   /** Aborts when the client goes away. */
   readonly signal: AbortSignal;
   /** The largest body the application may read, in bytes. */
@@ -64,15 +66,13 @@ let realOf: (request: NodeRequest) => Request;
 
 export class NodeRequest {
   #source: RequestSource;
-  #url: string;
   #headers: Headers | undefined;
   /** undefined until made; null for a request without a body. */
   #body: ReadableStream<Uint8Array> | null | undefined;
   #real: Request | undefined;
 
-  constructor(source: RequestSource, url: string) {
+  constructor(source: RequestSource) {
     this.#source = source;
-    this.#url = url;
     this.#headers = undefined;
     this.#body = undefined;
     this.#real = undefined;
@@ -83,7 +83,7 @@ export class NodeRequest {
   }
 
   get url(): string {
-    return this.#url;
+    return this.#source.url;
   }
 
   get signal(): AbortSignal {
@@ -166,7 +166,7 @@ export class NodeRequest {
 
   /** The undici Request this one becomes when something needs more than the members above. */
   #materialize(): Request {
-    this.#real ??= new GlobalRequest(this.#url, {
+    this.#real ??= new GlobalRequest(this.url, {
       method: this.method,
       headers: this.headers,
       body: this.#stream(),
@@ -234,13 +234,12 @@ export const lookalikeRequests: boolean = (() => {
   try {
     const source = {
       req: { method: 'POST', rawHeaders: ['x-probe', '1'], headers: {} },
+      url: 'http://probe.invalid/path',
       signal: new AbortController().signal,
       maxBodySize: 0,
       tooLarge: false,
     } as unknown as RequestSource;
-    const copy = new GlobalRequest(
-      new NodeRequest(source, 'http://probe.invalid/path') as unknown as Request,
-    );
+    const copy = new GlobalRequest(new NodeRequest(source) as unknown as Request);
     return (
       copy.url === 'http://probe.invalid/path' &&
       copy.method === 'POST' &&

@@ -143,18 +143,80 @@ class Site {
 }
 
 const EXCHANGE: unique symbol = Symbol('tsgi.exchange');
-const OPEN: unique symbol = Symbol('tsgi.openExchanges');
-const ORIGIN: unique symbol = Symbol('tsgi.origin');
-const SCOPE_OPTIONS: unique symbol = Symbol('tsgi.scopeOptions');
+const CONNECTION: unique symbol = Symbol('tsgi.connection');
 
 interface TrackedSocket extends Socket {
-  /** Exchanges on this connection whose outcome is not known yet (pipelined ones included). */
-  [OPEN]?: Set<Exchange>;
-  /** The last Host header seen on this connection and the origin it made. */
-  [ORIGIN]?: { host: string | undefined; origin: string };
-  /** The request scope options of this connection (the client address is the connection's). */
-  [SCOPE_OPTIONS]?: ScopeOptions;
+  [CONNECTION]?: Connection;
 }
+
+/** What a site keeps per connection. */
+class Connection {
+  /** Exchanges whose outcome is not known yet, oldest first (pipelined ones queue up behind). */
+  first: Exchange | undefined = undefined;
+  last: Exchange | undefined = undefined;
+  open = 0;
+  /** The request scope options of this connection (the client address is the connection's). */
+  readonly scopeOptions: ScopeOptions;
+  /** The last Host header seen here, and the origin it made. */
+  host: string | undefined = undefined;
+  origin: string | undefined = undefined;
+
+  /** The connections of other sites on the same socket (a host can mount several). */
+  others: Map<Site, Connection> | undefined = undefined;
+
+  constructor(
+    readonly socket: TrackedSocket,
+    readonly site: Site,
+  ) {
+    this.scopeOptions = { remoteAddress: socket.remoteAddress, ...site.scopeOptions };
+    socket.once('close', () => this.closed());
+  }
+
+  /** The socket closed: pipelined responses queued behind a slow one get no 'close' of their own. */
+  private closed(): void {
+    while (this.first !== undefined) {
+      const exchange = this.first;
+      exchange.end(exchange.res.writableFinished ? 'completed' : 'aborted');
+    }
+  }
+
+  add(exchange: Exchange): void {
+    exchange.previous = this.last;
+    if (this.last === undefined) this.first = exchange;
+    else this.last.next = exchange;
+    this.last = exchange;
+    this.open++;
+  }
+
+  remove(exchange: Exchange): void {
+    const { previous, next } = exchange;
+    if (previous === undefined) this.first = next;
+    else previous.next = next;
+    if (next === undefined) this.last = previous;
+    else next.previous = previous;
+    exchange.previous = undefined;
+    exchange.next = undefined;
+    this.open--;
+  }
+}
+
+function connectionOf(socket: TrackedSocket, site: Site): Connection {
+  const first = socket[CONNECTION];
+  if (first === undefined) {
+    const connection = new Connection(socket, site);
+    socket[CONNECTION] = connection;
+    return connection;
+  }
+  if (first.site === site) return first;
+  first.others ??= new Map();
+  let connection = first.others.get(site);
+  if (connection === undefined) {
+    connection = new Connection(socket, site);
+    first.others.set(site, connection);
+  }
+  return connection;
+}
+
 type TrackedResponse = ServerResponse & { [EXCHANGE]?: Exchange };
 
 /** One request/response exchange with the client. */
@@ -163,7 +225,14 @@ class Exchange implements RequestSource {
   /** True once the scope was told how the exchange ended. */
   over = false;
   tooLarge = false;
-  private readonly socket: TrackedSocket;
+  /** Set when writing the application's response failed, so the 500 page is tried once. */
+  private failedToWrite = false;
+  private readonly connection: Connection;
+  private origin = '';
+  private absoluteUrl: string | undefined = undefined;
+  /** Neighbours in the connection's list of open exchanges. */
+  previous: Exchange | undefined = undefined;
+  next: Exchange | undefined = undefined;
   /** Resolves the pump's wait for `'drain'` (also when the exchange ends). */
   private wake: (() => void) | undefined;
 
@@ -172,23 +241,12 @@ class Exchange implements RequestSource {
     readonly req: IncomingMessage,
     readonly res: ServerResponse,
   ) {
-    const socket = req.socket as TrackedSocket;
-    this.socket = socket;
-    let scopeOptions = socket[SCOPE_OPTIONS];
-    if (scopeOptions === undefined) {
-      scopeOptions = { remoteAddress: socket.remoteAddress, ...site.scopeOptions };
-      socket[SCOPE_OPTIONS] = scopeOptions;
-    }
-    this.scope = new RequestScope(scopeOptions);
+    const connection = connectionOf(req.socket as TrackedSocket, site);
+    this.connection = connection;
+    this.scope = new RequestScope(connection.scopeOptions);
     site.open++;
     this.scope.addFinisher(() => site.scopeFinished());
-    let open = socket[OPEN];
-    if (open === undefined) {
-      open = new Set();
-      socket[OPEN] = open;
-      socket.once('close', onSocketClose);
-    }
-    open.add(this);
+    connection.add(this);
     (res as TrackedResponse)[EXCHANGE] = this;
     res.on('close', onResponseClose);
   }
@@ -201,14 +259,25 @@ class Exchange implements RequestSource {
     return this.site.maxBodySize;
   }
 
+  /** The request's absolute URL, worked out on first use. */
+  get url(): string {
+    this.absoluteUrl ??= absoluteUrl(this.origin, this.req.url ?? '/')!;
+    return this.absoluteUrl;
+  }
+
   run(): void {
-    const url = requestUrl(this.req, this.socket);
-    if (url === undefined) {
+    const origin = originOf(this.req, this.connection);
+    // A target that starts with '/' always makes a URL with a valid origin; any other (absolute
+    // form from a proxy, '*') is checked now, so that a bad one is answered 400.
+    const target = this.req.url ?? '/';
+    if (origin !== undefined && target.charCodeAt(0) !== 47) this.absoluteUrl = absoluteUrl(origin, target);
+    if (origin === undefined || (target.charCodeAt(0) !== 47 && this.absoluteUrl === undefined)) {
       this.res.shouldKeepAlive = false;
       this.write(textResponse(400, 'Bad Request'));
       return;
     }
-    const request = new NodeRequest(this, url);
+    this.origin = origin;
+    const request = new NodeRequest(this);
     let result: Response | Promise<Response>;
     try {
       result = this.site.handler(
@@ -234,13 +303,16 @@ class Exchange implements RequestSource {
     if (this.over) return;
     this.over = true;
     this.resumeWriting();
-    const open = this.socket[OPEN];
-    open?.delete(this);
+    const connection = this.connection;
+    connection.remove(this);
     void this.scope.close(outcome, error);
-    if (this.site.closing && open?.size === 0) shutDown(this.socket);
+    if (this.site.closing && connection.open === 0) shutDown(connection.socket);
   }
 
-  /** The handler itself failed (it turns application errors into 500s, so this is unexpected). */
+  /**
+   * The handler failed (it turns application errors into 500s, so that is unexpected), or its
+   * response could not be written: answer 500 and report it.
+   */
   private fail(error: unknown): void {
     this.scope.fail(error);
     this.site.scopeOptions.onError(error);
@@ -262,7 +334,7 @@ class Exchange implements RequestSource {
     }
     // While closing, the last exchange on a connection says Connection: close (an earlier one would
     // make Node drop the answers pipelined behind it).
-    if (this.tooLarge || (this.site.closing && (this.socket[OPEN]?.size ?? 0) <= 1)) {
+    if (this.tooLarge || (this.site.closing && this.connection.open <= 1)) {
       res.shouldKeepAlive = false;
     }
     if (this.tooLarge) this.req.resume(); // read the rest and drop it, so the client sees the 413
@@ -271,7 +343,13 @@ class Exchange implements RequestSource {
       if (fixed !== undefined) this.writeFixed(fixed);
       else this.writeResponse(response);
     } catch (error) {
-      // Invalid headers or status for Node: nothing usable was sent.
+      // The response cannot be written (a body already read or locked, headers Node refuses…).
+      // Before the head went out the client can still get a 500; after it, only a cut connection.
+      if (!res.headersSent && !this.failedToWrite) {
+        this.failedToWrite = true;
+        this.fail(error);
+        return;
+      }
       this.end('errored', error);
       cut(res);
     }
@@ -365,14 +443,6 @@ function onResponseClose(this: TrackedResponse): void {
   this[EXCHANGE]?.end(this.writableFinished ? 'completed' : 'aborted');
 }
 
-function onSocketClose(this: TrackedSocket): void {
-  const open = this[OPEN];
-  if (open === undefined) return;
-  // Pipelined responses queued behind a slow one get no 'close' of their own.
-  for (const exchange of open) exchange.end(exchange.res.writableFinished ? 'completed' : 'aborted');
-  open.clear();
-}
-
 /**
  * Cuts the connection under a response that cannot be completed: end() would make a truncated body
  * look complete. What was already written goes out first (Node corks the socket until the next tick).
@@ -418,35 +488,36 @@ function nodeHeaders(headers: Headers): Record<string, string | string[]> {
 const PLAIN_TARGET = /^\/[\w\-.~!$&()*+,;=:@/?%]*$/;
 const PLAIN_HOST = /^(?:[a-z0-9-]+\.)*[a-z][a-z0-9-]*(?::[1-9]\d{0,3})?$/;
 
-/** The request's absolute URL, or undefined when its target and Host make no valid URL. */
-function requestUrl(req: IncomingMessage, socket: TrackedSocket): string | undefined {
-  const target = req.url ?? '/';
+/** The origin (`http://host:port`) of a request, or undefined when its Host makes no valid URL. */
+function originOf(req: IncomingMessage, connection: Connection): string | undefined {
   const host = req.headers.host;
-  let cached = socket[ORIGIN];
-  if (cached === undefined || cached.host !== host) {
-    const scheme = (socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
-    // HTTP/1.0 may leave Host out: name the interface the request came in on.
-    const local = socket.localAddress ?? 'localhost';
-    const name = host ?? (local.includes(':') ? `[${local}]` : local);
-    let origin: string | undefined;
-    if (PLAIN_HOST.test(name)) origin = `${scheme}://${name}`;
-    else {
-      try {
-        origin = new URL(`${scheme}://${name}`).origin;
-      } catch {
-        return undefined;
-      }
+  if (connection.origin !== undefined && connection.host === host) return connection.origin;
+  const socket = connection.socket;
+  const scheme = (socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
+  // HTTP/1.0 may leave Host out: name the interface the request came in on.
+  const local = socket.localAddress ?? 'localhost';
+  const name = host ?? (local.includes(':') ? `[${local}]` : local);
+  let origin: string;
+  if (PLAIN_HOST.test(name)) origin = `${scheme}://${name}`;
+  else {
+    try {
+      origin = new URL(`${scheme}://${name}`).origin;
+    } catch {
+      return undefined;
     }
-    cached = { host, origin };
-    socket[ORIGIN] = cached;
   }
-  if (PLAIN_TARGET.test(target) && !target.includes('/.') && !/%2e/i.test(target)) {
-    return cached.origin + target;
-  }
+  connection.host = host;
+  connection.origin = origin;
+  return origin;
+}
+
+/** The absolute URL of `target` at `origin`, as the URL parser writes it; undefined if there is none. */
+function absoluteUrl(origin: string, target: string): string | undefined {
+  if (PLAIN_TARGET.test(target) && !target.includes('/.') && !/%2e/i.test(target)) return origin + target;
   try {
     // Absolute-form targets (from proxies) are URLs already; '*' (OPTIONS *) becomes the origin.
-    if (target === '*') return `${cached.origin}/`;
-    return new URL(target.startsWith('/') ? cached.origin + target : target).href;
+    if (target === '*') return `${origin}/`;
+    return new URL(target.startsWith('/') ? origin + target : target).href;
   } catch {
     return undefined;
   }
@@ -537,7 +608,7 @@ export async function serve(app: Application, options: ServeOptions = {}): Promi
       // connection whose response has ended but is still being flushed to a slow client, and the
       // responses pipelined behind it. Idle connections are closed here instead.
       const stopped = new Promise<void>((resolve) => NetServer.prototype.close.call(server, () => resolve()));
-      for (const socket of sockets) if (!socket[OPEN]?.size) shutDown(socket);
+      for (const socket of sockets) if (!socket[CONNECTION]?.open) shutDown(socket);
       const timer = setTimeout(() => {
         for (const socket of sockets) socket.destroy();
       }, gracefulTimeout);

@@ -67,8 +67,6 @@ export class RequestScope {
   last: unknown = NOTHING;
   /** The last promise a boundary returned (the pass-through fast path for promises). */
   lastPromise: unknown = NOTHING;
-  /** Settles once every step of closing is done. */
-  readonly finished: Promise<FinishInfo>;
 
   private readonly startedAt = performance.now();
   private readonly gracePeriodMs: number;
@@ -86,15 +84,30 @@ export class RequestScope {
   private closing: { outcome: Outcome; durationMs: number } | undefined;
   private info: FinishInfo | undefined;
   private abort: AbortController | undefined;
-  private resolveFinished!: (info: FinishInfo) => void;
+  /** Set once every step of closing is done. */
+  private done: FinishInfo | undefined;
+  private finishedPromise: Promise<FinishInfo> | undefined;
+  private resolveFinished: ((info: FinishInfo) => void) | undefined;
 
   constructor(options: ScopeOptions = {}) {
     this.gracePeriodMs = options.gracePeriodMs ?? 1000;
     this.report = options.onError ?? ((error) => console.error(error));
     this.context = new ScopeContext(this, options.remoteAddress);
-    this.finished = new Promise((resolve) => {
-      this.resolveFinished = resolve;
-    });
+  }
+
+  /** Settles once every step of closing is done. */
+  get finished(): Promise<FinishInfo> {
+    // Made on first use: most requests close without anyone waiting, and a pending promise costs
+    // several allocations on every one of them.
+    if (this.finishedPromise === undefined) {
+      this.finishedPromise =
+        this.done !== undefined
+          ? Promise.resolve(this.done)
+          : new Promise((resolve) => {
+              this.resolveFinished = resolve;
+            });
+    }
+    return this.finishedPromise;
   }
 
   /** The request's id (a UUID), made on first use. */
@@ -227,7 +240,7 @@ export class RequestScope {
     if (error !== undefined) this.fail(error);
     this.closing = { outcome, durationMs: performance.now() - this.startedAt };
     if (outcome !== 'completed') this.abort?.abort(this.abortReason());
-    void this.runClose();
+    this.runClose();
     return this.finished;
   }
 
@@ -235,28 +248,36 @@ export class RequestScope {
     return new ScopeClosedError(this.closing?.outcome ?? 'aborted');
   }
 
-  private async runClose(): Promise<void> {
-    const closing = this.closing!;
+  /** Steps 2 to 5 of closing: synchronous when there is nothing to wait for, as on most requests. */
+  private runClose(): void {
+    if (this.active > 0 || this.bodies.some(isOpen)) void this.runCloseAfterWaits();
+    else this.runCallbacks();
+  }
+
+  private async runCloseAfterWaits(): Promise<void> {
     if (this.active > 0) {
       await new Promise<void>((resolve) => {
         this.whenIdle = resolve;
       });
     }
-    const open = this.bodies.filter((handle) => !handle.closed);
+    const open = this.bodies.filter(isOpen);
     if (open.length > 0) {
       // Made only when needed: an Error captures a stack, a cost every request would pay.
-      const reason = new ScopeClosedError(closing.outcome);
+      const reason = new ScopeClosedError(this.closing!.outcome);
       const cancels = open.map((handle) => handle.cancel(reason));
       await this.settle(cancels, ['response body', 'response bodies']);
     }
+    this.runCallbacks();
+  }
 
-    const info: FinishInfo = {
-      status: this.status,
-      bytesSent: this.bytesSent,
-      durationMs: closing.durationMs,
-      outcome: closing.outcome,
-      ...(this.failure === undefined ? {} : { error: this.failure.error }),
-    };
+  /** Step 4, then step 5 once every callback (async ones too) has settled. */
+  private runCallbacks(): void {
+    const { status, bytesSent } = this;
+    const { durationMs, outcome } = this.closing!;
+    const info: FinishInfo =
+      this.failure === undefined
+        ? { status, bytesSent, durationMs, outcome }
+        : { status, bytesSent, durationMs, outcome, error: this.failure.error };
     this.info = info;
     if (this.callbacks.length > 0) {
       const pending: Promise<void>[] = [];
@@ -264,8 +285,17 @@ export class RequestScope {
         const result = runIsolated(callback, info, this.report);
         if (result !== undefined) pending.push(result);
       }
-      if (pending.length > 0) await this.settle(pending, ['onClose callback', 'onClose callbacks']);
+      if (pending.length > 0) {
+        void this.settle(pending, ['onClose callback', 'onClose callbacks']).then(() =>
+          this.runFinishers(info),
+        );
+        return;
+      }
     }
+    this.runFinishers(info);
+  }
+
+  private runFinishers(info: FinishInfo): void {
     for (const finisher of this.finishers.reverse()) {
       try {
         finisher(info);
@@ -273,11 +303,12 @@ export class RequestScope {
         this.report(error);
       }
     }
-    this.bodies = [];
-    this.known = [];
+    if (this.bodies.length > 0) this.bodies = [];
+    if (this.known.length > 0) this.known = [];
     this.last = NOTHING;
     this.lastPromise = NOTHING;
-    this.resolveFinished(info);
+    this.done = info;
+    this.resolveFinished?.(info);
   }
 
   /** Waits for `pending` for at most the grace period, then reports how many did not settle. */
@@ -367,3 +398,7 @@ function checkResponse(value: unknown, layer: string): asserts value is Response
 }
 
 function noop(): void {}
+
+function isOpen(handle: BodyHandle): boolean {
+  return !handle.closed;
+}

@@ -30,14 +30,15 @@ function source(
   }
   return {
     req,
+    url: 'http://127.0.0.1/path?q=1',
     signal: new AbortController().signal,
     maxBodySize: options.maxBodySize ?? 1024,
     tooLarge: false,
   };
 }
 
-function request(from: RequestSource, url = 'http://127.0.0.1/path?q=1'): Request {
-  return new NodeRequest(from, url) as unknown as Request;
+function request(from: RequestSource): Request {
+  return new NodeRequest(from) as unknown as Request;
 }
 
 describe('NodeRequest', () => {

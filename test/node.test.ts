@@ -76,6 +76,27 @@ describe('serve()', () => {
     assert.equal(globalThis.Response, original);
   });
 
+  it('sets Node’s timeouts: sensible defaults, each an option', async () => {
+    const defaults = await serve(() => new Response('x'), { port: 0 });
+    const chosen = await serve(() => new Response('x'), {
+      port: 0,
+      headersTimeout: 1000,
+      requestTimeout: 2000,
+      keepAliveTimeout: 3000,
+    });
+    try {
+      const { headersTimeout, requestTimeout, keepAliveTimeout } = defaults.server;
+      assert.deepEqual([headersTimeout, requestTimeout, keepAliveTimeout], [60_000, 300_000, 5000]);
+      assert.deepEqual(
+        [chosen.server.headersTimeout, chosen.server.requestTimeout, chosen.server.keepAliveTimeout],
+        [1000, 2000, 3000],
+      );
+    } finally {
+      await defaults.close();
+      await chosen.close();
+    }
+  });
+
   it('refuses an application that is not a function, naming the mistake', async () => {
     await assert.rejects(serve({} as Application, { port: 0 }), /must be a function/);
   });
@@ -510,6 +531,24 @@ describe('writing the response', () => {
     }
   });
 
+  it('answers 500 when what the application returned cannot be written, and reports why', async () => {
+    const reported: unknown[] = [];
+    const site = await startSite(() => ({ status: 200, headers: {}, body: null }) as unknown as Response, {
+      onError: (error) => reported.push(error),
+    });
+    try {
+      const response = await fetch(site.server.url);
+      assert.equal(response.status, 500);
+      await response.text();
+      const [event] = await site.finishedCount(1);
+      assert.deepEqual([event!.status, event!.outcome], [500, 'completed']);
+      assert.ok(event!.error instanceof TypeError);
+      assert.equal(reported.length, 1);
+    } finally {
+      await site.close();
+    }
+  });
+
   it('reports request_finished once per request with status, bytes and outcome, and inFlight returns to 0', async () => {
     const site = await startSite(async (request) => {
       await new Promise((resolve) => setImmediate(resolve));
@@ -531,6 +570,43 @@ describe('writing the response', () => {
 });
 
 describe('toNodeListener()', () => {
+  it('keeps two sites apart when one keep-alive connection reaches both', async () => {
+    const sites = ['a', 'b'].map((name) => {
+      const bus = new SignalBus();
+      const finished: RequestFinishedEvent[] = [];
+      bus.connect('request_finished', (event) => {
+        finished.push(event);
+      });
+      const handler = createHandler(() => new Response(`site ${name}`), { signals: bus });
+      return { name, handler, finished, listener: toNodeListener(handler) };
+    });
+    const server = http.createServer((req, res) => {
+      const site = req.url?.startsWith('/a') ? sites[0]! : sites[1]!;
+      site.listener(req, res);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as { port: number };
+    try {
+      const connection = await Connection.open(port);
+      for (const path of ['/a', '/b', '/a']) {
+        connection.write(getRequest(path));
+        assert.equal((await connection.next()).body.toString(), `site ${path.slice(1)}`);
+      }
+      connection.close();
+      await connection.closed;
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+    assert.deepEqual(
+      sites.map((site) => site.finished.map((event) => event.outcome)),
+      [['completed', 'completed'], ['completed']],
+    );
+    assert.deepEqual(
+      sites.map((site) => site.handler.inFlight),
+      [0, 0],
+    );
+  });
+
   it('runs a tsgi handler inside a plain node:http server, with its signals', async () => {
     const bus = new SignalBus();
     const finished: RequestFinishedEvent[] = [];
