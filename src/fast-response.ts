@@ -3,9 +3,10 @@
  *
  * Node's own `Response` (undici) builds a `ReadableStream` and a header list the moment it is made,
  * even for `new Response('Hello World')`: about 17 µs of CPU, against about 24 µs for a whole request
- * through raw `node:http`. While `serve()` runs, the global `Response` is this class instead (see
- * {@link useFastResponse}); `close()` of the last server puts the original back. The Node adapter then
- * writes a string or bytes body straight to the socket, and nothing else is ever built.
+ * through raw `node:http`. While a server runs tsgi (`serve()`, or the host server of a
+ * `toNodeListener()`), the global `Response` is this class instead (see {@link useFastResponse}), and
+ * the original comes back when the last such server closes. The Node adapter then writes a string or
+ * bytes body straight to the socket, and nothing else is ever built.
  *
  * What stays true (each has a test in test/fast-response.test.ts):
  * - `instanceof Response` holds for these and for undici's own responses (from `fetch()`,

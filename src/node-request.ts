@@ -35,7 +35,20 @@ export interface RequestSource {
   tooLarge: boolean;
 }
 
-/** The error a request body read fails with once it passes `maxBodySize`. */
+/**
+ * The error a request body read fails with once it passes `maxBodySize`; the server then answers 413
+ * whatever the application returns.
+ *
+ * @example
+ * const app: Application = async (request) => {
+ *   try {
+ *     return Response.json(await request.json());
+ *   } catch (error) {
+ *     if (error instanceof PayloadTooLargeError) uploadsRefused.inc();
+ *     throw error;
+ *   }
+ * };
+ */
 export class PayloadTooLargeError extends Error {
   override name = 'PayloadTooLargeError';
   /** The HTTP status the server answers with. */

@@ -18,10 +18,12 @@
  * holds the source back. HEAD, 204, 304 and 1xx responses never read their body; they cancel it.
  * Every header is written as given, repeated `Set-Cookie` headers included.
  *
- * Speed: while `serve()` runs, the global `Response` is tsgi's `FastResponse` (put back when the last
- * server closes), and requests are `NodeRequest`s; both become real undici objects only when
- * something needs more than their plain fields. `toNodeListener()` does not swap the global (it has no
- * end to put it back at), so responses there are undici's.
+ * Speed: while a server runs tsgi, the global `Response` is tsgi's `FastResponse`, and requests are
+ * `NodeRequest`s; both become real undici objects only when something needs more than their plain
+ * fields. `serve()` swaps the global when it starts listening; `toNodeListener()` when its host server
+ * sends it a first connection. Each puts the original back when that server closes (the last one to
+ * close, if several run). An undici `Response` made from a string or bytes (made before the swap,
+ * or by `Response.redirect()`) is written from that data too, without reading its stream.
  *
  * Request bodies: `request.body` reads the socket only when the application reads it. Past
  * `maxBodySize` bytes the read fails with {@link PayloadTooLargeError}, and the server answers 413
@@ -32,7 +34,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Server as NetServer, type Socket } from 'node:net';
-import { isStaticBody } from './body.ts';
+import { isStaticBody, staticSource } from './body.ts';
 import { type FixedResponse, fixedResponse, useFastResponse } from './fast-response.ts';
 import { createHandler, isHandler } from './handler.ts';
 import {
@@ -47,7 +49,12 @@ import type { Application, Handler, Outcome } from './types.ts';
 
 export { PayloadTooLargeError };
 
-/** Options shared by {@link serve} and {@link toNodeListener}. */
+/**
+ * Options shared by {@link serve} and {@link toNodeListener}.
+ *
+ * @example
+ * const listener = toNodeListener(handler, { maxBodySize: 10 * 1024 * 1024, gracePeriodMs: 2000 });
+ */
 export interface ListenerOptions {
   /** Largest request body the application may read, in bytes; past it the server answers 413. Default: 1 MiB. */
   maxBodySize?: number;
@@ -57,7 +64,12 @@ export interface ListenerOptions {
   onError?: (error: unknown) => void;
 }
 
-/** Options of {@link serve}. */
+/**
+ * Options of {@link serve}.
+ *
+ * @example
+ * await serve(handler, { host: '0.0.0.0', port: 8000, keepAliveTimeout: 65_000, gracefulTimeout: 10_000 });
+ */
 export interface ServeOptions extends ListenerOptions {
   /** Port to listen on; 0 picks a free one. Default: 8000. */
   port?: number;
@@ -73,7 +85,14 @@ export interface ServeOptions extends ListenerOptions {
   gracefulTimeout?: number;
 }
 
-/** A running server, as {@link serve} resolves it. */
+/**
+ * A running server, as {@link serve} resolves it.
+ *
+ * @example
+ * const server = await serve(handler, { port: 0 });
+ * const response = await fetch(`${server.url}/hello`);
+ * await server.close();
+ */
 export interface RunningServer {
   /** The port listened on (the real one when `port: 0` was asked for). */
   readonly port: number;
@@ -89,7 +108,13 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/** A `node:http` request listener; `next` is accepted (and unused) so Connect and Express can mount it. */
+/**
+ * A `node:http` request listener; `next` is accepted (and unused) so Connect and Express can mount it.
+ *
+ * @example
+ * const listener: NodeListener = toNodeListener(handler);
+ * http.createServer(listener).listen(8000);
+ */
 export type NodeListener = (
   req: IncomingMessage,
   res: ServerResponse,
@@ -108,6 +133,10 @@ class Site {
   closing = false;
   /** Exchanges whose scope has not finished yet. */
   open = 0;
+  /** Set for toNodeListener(): the server is someone else's. */
+  hosted = false;
+  /** toNodeListener: the host servers seen, each holding the FastResponse swap until it closes. */
+  private hosts: Set<NetServer> | undefined;
   private whenIdle: (() => void) | undefined;
 
   constructor(app: Application, options: ListenerOptions) {
@@ -123,6 +152,18 @@ class Site {
       gracePeriodMs: options.gracePeriodMs ?? 1000,
       onError: options.onError ?? ((error: unknown) => bus.onError(error, 'request_scope')),
     };
+  }
+
+  /** Swaps in FastResponse while `server`, a host running this listener, is serving. */
+  useFastResponseWhile(server: NetServer | undefined): void {
+    if (server === undefined || this.hosts?.has(server)) return;
+    this.hosts ??= new Set();
+    this.hosts.add(server);
+    const release = useFastResponse();
+    server.once('close', () => {
+      this.hosts?.delete(server);
+      release();
+    });
   }
 
   /** Resolves once every exchange's scope has finished. */
@@ -170,6 +211,8 @@ class Connection {
   ) {
     this.scopeOptions = { remoteAddress: socket.remoteAddress, ...site.scopeOptions };
     socket.once('close', () => this.closed());
+    // Node's http server sets `server` on each connection it hands requests from.
+    if (site.hosted) site.useFastResponseWhile((socket as { server?: NetServer }).server);
   }
 
   /** The socket closed: pipelined responses queued behind a slow one get no 'close' of their own. */
@@ -339,7 +382,7 @@ class Exchange implements RequestSource {
     }
     if (this.tooLarge) this.req.resume(); // read the rest and drop it, so the client sees the 413
     try {
-      const fixed = fixedResponse(response);
+      const fixed = fixedResponse(response) ?? undiciFixed(response);
       if (fixed !== undefined) this.writeFixed(fixed);
       else this.writeResponse(response);
     } catch (error) {
@@ -359,7 +402,7 @@ class Exchange implements RequestSource {
     return this.req.method === 'HEAD' || status === 204 || status === 304 || status < 200;
   }
 
-  /** A FastResponse with a string, bytes or no body: one `end()`, no stream. */
+  /** A string, bytes or no body (in a FastResponse, or an unread undici one): one `end()`, no stream. */
   private writeFixed(fixed: FixedResponse): void {
     const { status, body } = fixed;
     const headers: Record<string, string | string[]> =
@@ -460,6 +503,19 @@ function shutDown(socket: Socket): void {
   else socket.end();
 }
 
+/** An undici response made from a string or bytes, unread, as the parts writeFixed() takes. */
+function undiciFixed(response: Response): FixedResponse | undefined {
+  const body = staticSource(response);
+  if (body === undefined) return undefined;
+  return {
+    status: response.status,
+    statusText: response.statusText,
+    headers: response.headers,
+    contentType: undefined,
+    body: body as Uint8Array<ArrayBuffer> | string,
+  };
+}
+
 /** Cancels a body nobody will read, unless it is fixed data or already taken. */
 function discard(response: Response): void {
   if (isStaticBody(response)) return;
@@ -539,7 +595,8 @@ function noop(): void {}
 /**
  * Wraps a tsgi application as a `node:http` request listener, with the whole request lifecycle
  * (scope, signals, disconnect detection) intact. A plain application is wrapped in `createHandler()`
- * so its signals fire.
+ * so its signals fire. From the first connection its host server gives it until that server closes,
+ * the global `Response` is tsgi's FastResponse (see the module notes).
  *
  * @example
  * import express from 'express';
@@ -548,7 +605,9 @@ function noop(): void {}
  * site.listen(8000);
  */
 export function toNodeListener(app: Application, options: ListenerOptions = {}): NodeListener {
-  return listenerFor(new Site(app, options));
+  const site = new Site(app, options);
+  site.hosted = true;
+  return listenerFor(site);
 }
 
 function listenerFor(site: Site): NodeListener {

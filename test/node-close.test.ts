@@ -4,9 +4,10 @@
  * scope has closed. And the global `Response` swap lasts exactly while a server runs.
  */
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import net from 'node:net';
 import { describe, it } from 'node:test';
-import { serve } from '../src/index.ts';
+import { serve, toNodeListener } from '../src/index.ts';
 import { deferred } from './fixtures/client.ts';
 import { Connection, getRequest, startSite, until } from './fixtures/node-site.ts';
 import { recordingStream } from './fixtures/streams.ts';
@@ -172,6 +173,21 @@ describe('the global Response while serving', () => {
     await first.close();
     assert.equal(globalThis.Response, swapped, 'kept while a server still runs');
     await second.close();
+    assert.equal(globalThis.Response, original);
+  });
+
+  it('is swapped for toNodeListener() once its host server has a connection, until the host closes', async () => {
+    const original = globalThis.Response;
+    const server = http.createServer(toNodeListener(() => new Response('hosted')));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    assert.equal(globalThis.Response, original, 'nothing is swapped before a request comes');
+    const { port } = server.address() as { port: number };
+    const connection = await Connection.open(port);
+    connection.write(getRequest('/'));
+    assert.equal((await connection.next()).body.toString(), 'hosted');
+    assert.notEqual(globalThis.Response, original);
+    connection.close();
+    await new Promise((resolve) => server.close(resolve));
     assert.equal(globalThis.Response, original);
   });
 });
