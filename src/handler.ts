@@ -151,14 +151,14 @@ function closeWithBody(scope: RequestScope, response: Response): Response {
   scope.status = response.status;
   const body = response.body;
   if (body === null) {
-    void scope.close('completed');
+    scope.end('completed');
     return response;
   }
   try {
     const stream = scope.own(body, (reason) => {
-      if (reason.outcome === 'completed') void scope.close('completed');
-      else if (reason.outcome === 'cancelled') void scope.close('aborted');
-      else void scope.close('errored', reason.error);
+      if (reason.outcome === 'completed') scope.end('completed');
+      else if (reason.outcome === 'cancelled') scope.end('aborted');
+      else scope.end('errored', reason.error);
     });
     return new Response(stream, {
       status: response.status,
@@ -166,7 +166,7 @@ function closeWithBody(scope: RequestScope, response: Response): Response {
       headers: response.headers,
     });
   } catch (error) {
-    void scope.close('errored', error);
+    scope.end('errored', error);
     throw error;
   }
 }

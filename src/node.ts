@@ -128,7 +128,7 @@ const TEXT = 'text/plain; charset=utf-8';
 class Site {
   readonly handler: Handler;
   readonly maxBodySize: number;
-  readonly scopeOptions: { gracePeriodMs: number; onError: (error: unknown) => void };
+  readonly scopeOptions: { gracePeriodMs: number; onError: (error: unknown) => void; onFinished: () => void };
   /** Set by `close()`: answers go out with `Connection: close`, and sockets close when their last exchange ends. */
   closing = false;
   /** Exchanges whose scope has not finished yet. */
@@ -151,6 +151,7 @@ class Site {
     this.scopeOptions = {
       gracePeriodMs: options.gracePeriodMs ?? 1000,
       onError: options.onError ?? ((error: unknown) => bus.onError(error, 'request_scope')),
+      onFinished: () => this.scopeFinished(),
     };
   }
 
@@ -288,7 +289,6 @@ class Exchange implements RequestSource {
     this.connection = connection;
     this.scope = new RequestScope(connection.scopeOptions);
     site.open++;
-    this.scope.addFinisher(() => site.scopeFinished());
     connection.add(this);
     (res as TrackedResponse)[EXCHANGE] = this;
     res.on('close', onResponseClose);
@@ -348,7 +348,7 @@ class Exchange implements RequestSource {
     this.resumeWriting();
     const connection = this.connection;
     connection.remove(this);
-    void this.scope.close(outcome, error);
+    this.scope.end(outcome, error);
     if (this.site.closing && connection.open === 0) shutDown(connection.socket);
   }
 

@@ -11,7 +11,8 @@
  * 3. cancels every tracked body still open through the scope's own handle on its source, and waits for
  *    those cancellations to settle for at most `gracePeriodMs` (default 1 s), reporting what did not;
  * 4. runs the `context.onClose` callbacks, last registered first, each isolated;
- * 5. runs the finishers (the handlers' `request_finished`), innermost handler first.
+ * 5. runs the finishers (the handlers' `request_finished`), innermost handler first, then the owner's
+ *    `onFinished`.
  *
  * A body tracked once closing has begun (an application that answers after the client left) is
  * cancelled at once.
@@ -21,6 +22,18 @@ import type { CloseCallback, FinishInfo, Outcome, RequestContext } from './types
 
 /** Matches no value a layer can return (the fast-path fields start out holding it). */
 const NOTHING = Symbol('nothing');
+
+/**
+ * What the lists below start out as: most requests track no body and register no callback, and an
+ * array made for nothing costs an allocation on each of them. Replaced by a real array on first push.
+ */
+const NONE: readonly never[] = Object.freeze([]);
+
+/**
+ * The clock behind `durationMs`, taken once: on Node, `globalThis.performance` is a lazy getter that
+ * checks its receiver on every read, a cost each request would otherwise pay twice.
+ */
+const clock: Performance = performance;
 
 /** The context property that leads from a {@link RequestContext} to its scope. */
 export const SCOPE: unique symbol = Symbol.for('tsgi.scope');
@@ -32,6 +45,8 @@ export interface ScopeOptions {
   gracePeriodMs?: number;
   /** Where problems found while closing are reported. Default: `console.error`. */
   onError?: (error: unknown) => void;
+  /** Runs last, after every finisher: the owner's own bookkeeping (the Node adapter counts open scopes). */
+  onFinished?: () => void;
 }
 
 /** Reported when cancellations or close callbacks did not settle within the grace period. */
@@ -68,15 +83,18 @@ export class RequestScope {
   /** The last promise a boundary returned (the pass-through fast path for promises). */
   lastPromise: unknown = NOTHING;
 
-  private readonly startedAt = performance.now();
+  private readonly startedAt = clock.now();
   private readonly gracePeriodMs: number;
   private readonly report: (error: unknown) => void;
   private active = 0;
   private whenIdle: (() => void) | undefined;
-  private bodies: BodyHandle[] = [];
-  private known: unknown[] = [];
-  private callbacks: CloseCallback[] = [];
-  private finishers: Finisher[] = [];
+  private readonly onFinished: (() => void) | undefined;
+  private bodies: BodyHandle[] = NONE as never[];
+  private known: unknown[] = NONE as never[];
+  private callbacks: CloseCallback[] = NONE as never[];
+  /** The first finisher (nearly always the only one: one handler per bus), then any others. */
+  private finisher: Finisher | undefined;
+  private moreFinishers: Finisher[] = NONE as never[];
   private failure: { error: unknown } | undefined;
   private claimed: object | object[] | undefined;
   private lazyId: string | undefined;
@@ -92,6 +110,7 @@ export class RequestScope {
   constructor(options: ScopeOptions = {}) {
     this.gracePeriodMs = options.gracePeriodMs ?? 1000;
     this.report = options.onError ?? ((error) => console.error(error));
+    this.onFinished = options.onFinished;
     this.context = new ScopeContext(this, options.remoteAddress);
   }
 
@@ -161,14 +180,14 @@ export class RequestScope {
     if (this.known.includes(response) || isStaticBody(response)) return response;
     const body = response.body;
     if (body === null || this.known.includes(body)) {
-      this.known.push(response);
+      this.known = append(this.known, response);
       return response;
     }
     const handle = proxyBody(body, noop);
-    this.bodies.push(handle);
+    this.bodies = append(this.bodies, handle);
     if (this.closing !== undefined) void handle.cancel(new ScopeClosedError(this.closing.outcome));
     const proxied = withBody(response, handle.stream);
-    this.known.push(handle.stream, proxied);
+    this.known = append(this.known, handle.stream, proxied);
     this.last = proxied;
     return proxied;
   }
@@ -191,7 +210,7 @@ export class RequestScope {
       return body;
     }
     const handle = proxyBody(body, onClose, count);
-    this.bodies.push(handle);
+    this.bodies = append(this.bodies, handle);
     return handle.stream;
   }
 
@@ -206,7 +225,7 @@ export class RequestScope {
       if (late !== undefined) void this.settle([late], ['late onClose callback', 'late onClose callbacks']);
       return;
     }
-    this.callbacks.push(callback);
+    this.callbacks = append(this.callbacks, callback);
   }
 
   /**
@@ -228,7 +247,8 @@ export class RequestScope {
 
   /** Registers a finisher (a handler's `request_finished`); it runs after every close callback. */
   addFinisher(finisher: Finisher): void {
-    this.finishers.push(finisher);
+    if (this.finisher === undefined) this.finisher = finisher;
+    else this.moreFinishers = append(this.moreFinishers, finisher);
   }
 
   /**
@@ -236,12 +256,20 @@ export class RequestScope {
    * every step of closing is done.
    */
   close(outcome: Outcome, error?: unknown): Promise<FinishInfo> {
-    if (this.closing !== undefined) return this.finished;
+    this.end(outcome, error);
+    return this.finished;
+  }
+
+  /**
+   * {@link close} for an owner that does not wait: the same steps, without making the `finished`
+   * promise that most requests never need.
+   */
+  end(outcome: Outcome, error?: unknown): void {
+    if (this.closing !== undefined) return;
     if (error !== undefined) this.fail(error);
-    this.closing = { outcome, durationMs: performance.now() - this.startedAt };
+    this.closing = { outcome, durationMs: clock.now() - this.startedAt };
     if (outcome !== 'completed') this.abort?.abort(this.abortReason());
     this.runClose();
-    return this.finished;
   }
 
   private abortReason(): Error {
@@ -296,19 +324,23 @@ export class RequestScope {
   }
 
   private runFinishers(info: FinishInfo): void {
-    for (const finisher of this.finishers.reverse()) {
-      try {
-        finisher(info);
-      } catch (error) {
-        this.report(error);
-      }
-    }
-    if (this.bodies.length > 0) this.bodies = [];
-    if (this.known.length > 0) this.known = [];
+    for (const finisher of this.moreFinishers.reverse()) this.runFinisher(finisher, info);
+    if (this.finisher !== undefined) this.runFinisher(this.finisher, info);
+    this.bodies = NONE as never[];
+    this.known = NONE as never[];
     this.last = NOTHING;
     this.lastPromise = NOTHING;
     this.done = info;
     this.resolveFinished?.(info);
+    if (this.onFinished !== undefined) this.runFinisher(this.onFinished, info);
+  }
+
+  private runFinisher(finisher: Finisher | (() => void), info: FinishInfo): void {
+    try {
+      finisher(info);
+    } catch (error) {
+      this.report(error);
+    }
   }
 
   /** Waits for `pending` for at most the grace period, then reports how many did not settle. */
@@ -398,6 +430,13 @@ function checkResponse(value: unknown, layer: string): asserts value is Response
 }
 
 function noop(): void {}
+
+/** `list` with `items` added: a new array in place of {@link NONE}, else the same one. */
+function append<T>(list: T[], ...items: T[]): T[] {
+  if ((list as readonly T[]) === NONE) return items;
+  list.push(...items);
+  return list;
+}
 
 function isOpen(handle: BodyHandle): boolean {
   return !handle.closed;

@@ -101,6 +101,45 @@ describe('RequestScope', () => {
     });
   });
 
+  describe('end()', () => {
+    it('closes as close() does, once, without the caller waiting', async () => {
+      const { scope } = scopeWithReports();
+      let finishers = 0;
+      scope.addFinisher(() => {
+        finishers++;
+      });
+      scope.end('completed');
+      scope.end('aborted');
+      assert.equal(finishers, 1, 'nothing to wait for: finished before end() returned');
+      const info = await scope.finished;
+      assert.equal(info.outcome, 'completed');
+      assert.equal(await scope.close('errored'), info);
+      assert.equal(finishers, 1);
+    });
+
+    it("runs the owner's onFinished once, after every finisher, and reports it if it throws", async () => {
+      const log: string[] = [];
+      const reported: unknown[] = [];
+      const scope = new RequestScope({
+        onError: (error) => reported.push(error),
+        onFinished: () => {
+          log.push('owner');
+          throw new Error('owner failed');
+        },
+      });
+      for (const name of ['outer', 'middle', 'inner']) {
+        scope.addFinisher(() => {
+          log.push(name);
+        });
+      }
+      scope.end('aborted');
+      scope.end('completed');
+      await scope.finished;
+      assert.deepEqual(log, ['inner', 'middle', 'outer', 'owner']);
+      assert.equal((reported[0] as Error).message, 'owner failed');
+    });
+  });
+
   describe('the grace period', () => {
     it('reports a cancellation that never settles and finishes anyway', async () => {
       const { scope, reported } = scopeWithReports(30);
