@@ -14,6 +14,7 @@
  * the request or a context of its own), it makes its own scope, which closes when the body of the
  * response it returns is read to the end (`completed`), cancelled (`aborted`) or fails (`errored`).
  */
+import { withBody } from './body.ts';
 import { compose } from './compose.ts';
 import { RequestScope, scopeOf } from './scope.ts';
 import { signals as defaultSignals, type SignalBus } from './signals.ts';
@@ -160,11 +161,8 @@ function closeWithBody(scope: RequestScope, response: Response): Response {
       else if (reason.outcome === 'cancelled') scope.end('aborted');
       else scope.end('errored', reason.error);
     });
-    return new Response(stream, {
-      status: response.status,
-      statusText: response.statusText,
-      headers: response.headers,
-    });
+    // own() hands back the boundary's proxy itself when it already holds this body: no new Response.
+    return stream === body ? response : withBody(response, stream);
   } catch (error) {
     scope.end('errored', error);
     throw error;
