@@ -23,7 +23,8 @@ export type BodyCloseReason =
 
 /**
  * Marks a response whose body is a fixed string or bytes (set by tsgi's own fast responses): such a
- * body holds nothing that needs releasing, so the scope never wraps it in a stream.
+ * body holds nothing that needs releasing, so the scope never wraps it in a stream. A truthy value
+ * marks it.
  */
 export const STATIC_BODY: unique symbol = Symbol.for('tsgi.staticBody');
 
@@ -38,7 +39,7 @@ export const STATIC_BODY: unique symbol = Symbol.for('tsgi.staticBody');
  * the probe finds nothing and every stream body is proxied, which is correct, only slower.
  */
 export function isStaticBody(response: Response): boolean {
-  if (STATIC_BODY in response) return true;
+  if ((response as { [STATIC_BODY]?: unknown })[STATIC_BODY]) return true;
   undiciState ??= probeUndiciState();
   if (undiciState === false) return false;
   const state = (response as unknown as Record<symbol, { body?: { source?: unknown } | null } | undefined>)[

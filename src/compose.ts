@@ -7,12 +7,14 @@
  * a request then pays one call per layer and one boundary per layer.
  *
  * A boundary is how the request scope learns about every response that crosses from one layer to the
- * next. It counts the layers still running (the scope waits for them before it finishes), checks that
- * a layer returned a Response, and hands a new stream body on through a proxy the scope can cancel.
+ * next. It counts a layer that returned a promise as running until the promise settles (the scope
+ * waits for such layers before it finishes; synchronous code needs no count, as nothing can close the
+ * scope while it runs and the handler holds the scope open around its chain), checks that a layer
+ * returned a Response, and hands a new stream body on through a proxy the scope can cancel.
  * A layer that passes on the response (or the promise) it got costs one identity check. Outside a
  * tsgi scope (a foreign host calling a composed application directly) a boundary only checks.
  */
-import { type RequestScope, scopeOf } from './scope.ts';
+import { scopeOf } from './scope.ts';
 import type { Application, Middleware, RequestContext } from './types.ts';
 
 const BOUNDARY: unique symbol = Symbol('tsgi.boundary');
@@ -28,46 +30,17 @@ export function boundary(inner: Application, layer: string): Application {
   const crossing: Boundary = function tsgiBoundary(request, context) {
     const scope = scopeOf(context);
     if (scope === undefined) return inner(request, context);
-    scope.enter();
-    let result: Response | Promise<Response>;
-    try {
-      result = inner(request, context);
-    } catch (error) {
-      scope.leave();
-      throw error;
-    }
-    if (result === scope.last || result === scope.lastPromise) {
-      // A pass-through layer returned the response or promise an inner boundary already tracks.
-      scope.leave();
-      return result;
-    }
-    if (result instanceof Promise) {
-      const tracked = result.then(
-        (response: Response) => leaveAfter(scope, () => scope.track(response, layer)),
-        (error: unknown) => {
-          scope.leave();
-          throw error;
-        },
-      );
-      scope.lastPromise = tracked;
-      return tracked;
-    }
-    try {
-      return scope.track(result, layer);
-    } finally {
-      scope.leave();
-    }
+    // No enter()/leave() around a synchronous call: nothing can close the scope while it runs (its
+    // owner closes it from events, and the handler holds the scope open around the whole chain).
+    // A layer still running is one whose promise has not settled.
+    const result = inner(request, context);
+    // A pass-through layer returned the response or promise an inner boundary already tracks.
+    if (result === scope.last || result === scope.lastPromise) return result;
+    if (result instanceof Promise) return scope.trackLater(result, layer);
+    return scope.track(result, layer);
   };
   crossing[BOUNDARY] = true;
   return crossing;
-}
-
-function leaveAfter(scope: RequestScope, track: () => Response): Response {
-  try {
-    return track();
-  } finally {
-    scope.leave();
-  }
 }
 
 /**

@@ -33,7 +33,6 @@ export const GlobalResponse: typeof Response = globalThis.Response;
 
 const TEXT_TYPE = 'text/plain;charset=UTF-8';
 const JSON_TYPE = 'application/json';
-const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304]);
 // RFC 9110 reason-phrase: HTAB, SP, VCHAR, obs-text.
 const REASON_PHRASE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
@@ -80,6 +79,8 @@ export class FastResponse {
   #body: FastBody;
   /** undici's response, holding the body once it was made (and everything, for bodies we don't handle). */
   #real: Response | undefined;
+  /** True when the body is fixed data (see body.ts); a field, so every response has the same shape. */
+  [STATIC_BODY]: boolean;
 
   constructor(body?: BodyInit | null, init?: ResponseInit) {
     this.#status = 200;
@@ -88,6 +89,7 @@ export class FastResponse {
     this.#contentType = undefined;
     this.#body = null;
     this.#real = undefined;
+    this[STATIC_BODY] = false;
 
     let headersInit: HeadersInit | undefined;
     let fast = true;
@@ -108,7 +110,9 @@ export class FastResponse {
       }
     }
     if (fast && body !== undefined && body !== null) {
-      if (NULL_BODY_STATUS.has(this.#status)) fast = false;
+      // A null body status (101, 103, 204, 205, 304; only the last three pass the check above) with a
+      // body is undici's TypeError to throw.
+      if (this.#status === 204 || this.#status === 205 || this.#status === 304) fast = false;
       else if (typeof body === 'string') {
         this.#body = body;
         this.#contentType = TEXT_TYPE;
@@ -125,7 +129,7 @@ export class FastResponse {
       this.#status = real.status;
       this.#statusText = real.statusText;
       this.#headers = real.headers;
-      if (isStaticBody(real)) (this as { [STATIC_BODY]?: true })[STATIC_BODY] = true;
+      this[STATIC_BODY] = isStaticBody(real);
       return;
     }
     if (headersInit !== undefined) {
@@ -135,7 +139,7 @@ export class FastResponse {
       }
       this.#headers = headers;
     }
-    if (!(this.#body instanceof ReadableStream)) (this as { [STATIC_BODY]?: true })[STATIC_BODY] = true;
+    this[STATIC_BODY] = !(this.#body instanceof ReadableStream);
   }
 
   get type(): ResponseType {

@@ -16,16 +16,9 @@
  */
 import { withBody } from './body.ts';
 import { compose } from './compose.ts';
-import { RequestScope, scopeOf } from './scope.ts';
+import { type Finisher, RequestScope, scopeOf } from './scope.ts';
 import { signals as defaultSignals, type SignalBus } from './signals.ts';
-import type {
-  Application,
-  FinishInfo,
-  Handler,
-  Middleware,
-  RequestContext,
-  RequestFinishedEvent,
-} from './types.ts';
+import type { Application, Handler, Middleware, RequestContext, RequestFinishedEvent } from './types.ts';
 
 const HANDLER: unique symbol = Symbol.for('tsgi.handler');
 
@@ -78,6 +71,17 @@ export function createHandler(app: Application, options: HandlerOptions = {}): H
   const chain = compose(...middleware)(app);
   let inFlight = 0;
 
+  // Everything a request needs is made here, once per handler: a closure made per request costs an
+  // allocation (and more under tsx, which names every named closure when it is made), and a function
+  // whose variables some closure captures allocates a context on every call.
+  const emitFinished: Finisher = (scope, request, ctx) => {
+    inFlight--;
+    return bus.dispatch('request_finished', finishedEvent(handler, request!, ctx!, scope));
+  };
+  const countFinished: Finisher = () => {
+    inFlight--;
+  };
+
   const handle = function tsgiHandler(
     request: Request,
     context?: RequestContext,
@@ -89,34 +93,38 @@ export function createHandler(app: Application, options: HandlerOptions = {}): H
     // One request, one pair of lifecycle signals per bus: when handlers nest (a site wrapped by hand
     // around a handler, a handler mounted in another) only the outermost one on a bus emits them.
     if (scope.claim(bus)) {
-      scope.addFinisher((info: FinishInfo) => {
-        inFlight--;
-        return bus.dispatch('request_finished', finishedEvent(handler, request, ctx, info));
-      });
+      scope.addFinisher(emitFinished, request, ctx);
       bus.dispatch('request_started', { sender: handler, request, context: ctx });
     } else {
-      scope.addFinisher(() => {
-        inFlight--;
-      });
+      scope.addFinisher(countFinished);
     }
-
-    let result: Response | Promise<Response>;
-    try {
-      result = chain(request, ctx);
-      if (result instanceof Promise) {
-        result = result.then(undefined, (error: unknown) => failed(scope, request, ctx, error));
-      }
-    } catch (error) {
-      result = failed(scope, request, ctx, error);
-    }
+    const result = run(scope, request, ctx);
     if (joined !== undefined) return result;
-    return result instanceof Promise
-      ? result.then((response) => closeWithBody(scope, response))
-      : closeWithBody(scope, result);
+    return result instanceof Promise ? closeLater(scope, result) : closeWithBody(scope, result);
   };
 
-  // Built once, not per request: a closure per request costs, and more so under tsx, which names
-  // every named closure when it is made.
+  /** Runs the chain; the scope is held open while it runs (a boundary counts a layer still running once it returns a promise). */
+  function run(scope: RequestScope, request: Request, ctx: RequestContext): Response | Promise<Response> {
+    scope.enter();
+    try {
+      const result = chain(request, ctx);
+      return result instanceof Promise ? catchLater(result, scope, request, ctx) : result;
+    } catch (error) {
+      return failed(scope, request, ctx, error);
+    } finally {
+      scope.leave();
+    }
+  }
+
+  function catchLater(
+    result: Promise<Response>,
+    scope: RequestScope,
+    request: Request,
+    ctx: RequestContext,
+  ): Promise<Response> {
+    return result.then(undefined, (error: unknown) => failed(scope, request, ctx, error));
+  }
+
   function failed(scope: RequestScope, request: Request, ctx: RequestContext, error: unknown): Response {
     scope.fail(error);
     bus.dispatch('got_request_exception', { sender: handler, request, context: ctx, error });
@@ -139,12 +147,17 @@ function finishedEvent(
   sender: Handler,
   request: Request,
   context: RequestContext,
-  info: FinishInfo,
+  scope: RequestScope,
 ): RequestFinishedEvent {
-  const { status, bytesSent, durationMs, outcome } = info;
-  return 'error' in info
-    ? { sender, request, context, status, bytesSent, durationMs, outcome, error: info.error }
-    : { sender, request, context, status, bytesSent, durationMs, outcome };
+  const { status, bytesSent, durationMs, failure } = scope;
+  const outcome = scope.outcome!;
+  return failure === undefined
+    ? { sender, request, context, status, bytesSent, durationMs, outcome }
+    : { sender, request, context, status, bytesSent, durationMs, outcome, error: failure.error };
+}
+
+function closeLater(scope: RequestScope, result: Promise<Response>): Promise<Response> {
+  return result.then((response) => closeWithBody(scope, response));
 }
 
 /** For a scope of our own: it closes when the body we return is over. */

@@ -32,6 +32,7 @@
  * A request whose target and Host header do not make a URL is answered 400 by the adapter, as Node
  * answers malformed requests, without reaching the application (no signals: it was never accepted).
  */
+import { Buffer } from 'node:buffer';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Server as NetServer, type Socket } from 'node:net';
 import { isStaticBody, staticSource } from './body.ts';
@@ -405,34 +406,40 @@ class Exchange implements RequestSource {
   /** A string, bytes or no body (in a FastResponse, or an unread undici one): one `end()`, no stream. */
   private writeFixed(fixed: FixedResponse): void {
     const { status, body } = fixed;
-    const headers: Record<string, string | string[]> =
-      fixed.headers === undefined ? {} : nodeHeaders(fixed.headers);
-    if (fixed.headers === undefined && fixed.contentType !== undefined) {
-      headers['content-type'] = fixed.contentType;
-    }
+    const res = this.res as InternalResponse;
+    const headers =
+      fixed.headers === undefined ? contentTypeHeaders(fixed.contentType) : nodeHeaders(fixed.headers, true);
     const length = body === null ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;
     const bodyless = this.bodyless(status);
     if (!(status === 204 || status === 304 || status < 200) && (body !== null || !bodyless)) {
-      headers['content-length'] = String(length);
+      // The length we send is the body's, whatever a header said. Node adds it itself from
+      // `_contentLength` when it would otherwise frame the body chunked (HTTP/1.1, a body allowed):
+      // one string append instead of a header to validate. Elsewhere (HEAD, HTTP/1.0), or on a Node
+      // without that field, it goes in as a header.
+      if (!bodyless && res.useChunkedEncodingByDefault && res._contentLength === null) {
+        res._contentLength = length;
+      } else {
+        headers.push('content-length', String(length));
+      }
     }
     this.scope.status = status;
-    this.res.writeHead(status, fixed.statusText || undefined, headers);
+    res.writeHead(status, fixed.statusText || undefined, headers);
     if (bodyless || body === null) {
-      this.res.end();
+      res.end();
       return;
     }
     this.scope.bytesSent = length;
-    this.res.end(body);
+    res.end(body);
   }
 
   /** Any other response: the body streams through the scope's handle, with backpressure. */
   private writeResponse(response: Response): void {
     const status = response.status;
-    const headers = nodeHeaders(response.headers);
+    const headers = nodeHeaders(response.headers, false);
     const body = response.body;
     const bodyless = this.bodyless(status);
-    if (body === null && !bodyless && headers['content-length'] === undefined) {
-      headers['content-length'] = '0';
+    if (body === null && !bodyless && !response.headers.has('content-length')) {
+      headers.push('content-length', '0');
     }
     if (bodyless && body !== null) discard(response);
     this.scope.status = status;
@@ -527,15 +534,33 @@ function textResponse(status: number, text: string): Response {
   return new Response(`${text}\n`, { status, headers: { 'content-type': TEXT } });
 }
 
-function nodeHeaders(headers: Headers): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
+/**
+ * `headers` as the flat `[name, value, name, value…]` list `writeHead()` takes (Node reads it without
+ * the own-property walk an object needs), repeated `Set-Cookie` headers kept; without any
+ * Content-Length when `dropLength` is set (the writer sends the body's own).
+ */
+function nodeHeaders(headers: Headers, dropLength: boolean): string[] {
+  const out: string[] = [];
   let cookies = false;
   headers.forEach((value, name) => {
     if (name === 'set-cookie') cookies = true;
-    else out[name] = value;
+    else if (!(dropLength && name === 'content-length')) out.push(name, value);
   });
-  if (cookies) out['set-cookie'] = headers.getSetCookie();
+  if (cookies) for (const cookie of headers.getSetCookie()) out.push('set-cookie', cookie);
   return out;
+}
+
+/** The headers of a response that only has its body's default content type. */
+function contentTypeHeaders(contentType: string | undefined): string[] {
+  return contentType === undefined ? [] : ['content-type', contentType];
+}
+
+/** The fields of Node's ServerResponse the writer uses beyond its public API. */
+interface InternalResponse extends ServerResponse {
+  /** True when Node would frame a body of unknown length chunked (HTTP/1.1). */
+  useChunkedEncodingByDefault: boolean;
+  /** The body length Node writes as Content-Length when no header gives one; null until set. */
+  _contentLength?: number | null;
 }
 
 // A request target and Host that the URL parser would return unchanged: the common case, joined

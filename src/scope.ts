@@ -67,7 +67,30 @@ export class InvalidResponseError extends TypeError {
   override name = 'InvalidResponseError';
 }
 
-type Finisher = (info: FinishInfo) => void | Promise<void> | undefined | false;
+/**
+ * Runs when the scope has closed, with the request and context it was registered for (a handler's
+ * `request_finished`). It reads the outcome from the scope, so that no object is made for it.
+ */
+export type Finisher = (
+  scope: RequestScope,
+  request: Request | undefined,
+  context: RequestContext | undefined,
+) => unknown;
+
+/** What a scope needs only on some requests, made on first use. */
+interface Rare {
+  whenIdle?: () => void;
+  lazyId?: string;
+  lazyState?: Record<string | symbol, unknown>;
+  abort?: AbortController;
+  info?: FinishInfo;
+  finishedPromise?: Promise<FinishInfo>;
+  resolveFinished?: (info: FinishInfo) => void;
+  /** Finishers after the first, with their request and context. */
+  moreFinishers?: [Finisher, Request | undefined, RequestContext | undefined][];
+}
+
+const defaultReport = (error: unknown): void => console.error(error);
 
 /**
  * The state of one request, shared by every layer and every handler that joins it.
@@ -82,35 +105,30 @@ export class RequestScope {
   last: unknown = NOTHING;
   /** The last promise a boundary returned (the pass-through fast path for promises). */
   lastPromise: unknown = NOTHING;
+  /** How the request ended; undefined until closing begins. */
+  outcome: Outcome | undefined = undefined;
+  /** Milliseconds from the scope's start until closing began; 0 until then. */
+  durationMs = 0;
+  /** The exception the application or a body raised (the first one), if any. */
+  failure: { error: unknown } | undefined = undefined;
 
   private readonly startedAt = clock.now();
-  private readonly gracePeriodMs: number;
-  private readonly report: (error: unknown) => void;
+  private readonly options: ScopeOptions;
   private active = 0;
-  private whenIdle: (() => void) | undefined;
-  private readonly onFinished: (() => void) | undefined;
   private bodies: BodyHandle[] = NONE as never[];
   private known: unknown[] = NONE as never[];
   private callbacks: CloseCallback[] = NONE as never[];
-  /** The first finisher (nearly always the only one: one handler per bus), then any others. */
-  private finisher: Finisher | undefined;
-  private moreFinishers: Finisher[] = NONE as never[];
-  private failure: { error: unknown } | undefined;
-  private claimed: object | object[] | undefined;
-  private lazyId: string | undefined;
-  private lazyState: Record<string | symbol, unknown> | undefined;
-  private closing: { outcome: Outcome; durationMs: number } | undefined;
-  private info: FinishInfo | undefined;
-  private abort: AbortController | undefined;
-  /** Set once every step of closing is done. */
-  private done: FinishInfo | undefined;
-  private finishedPromise: Promise<FinishInfo> | undefined;
-  private resolveFinished: ((info: FinishInfo) => void) | undefined;
+  /** The first finisher (nearly always the only one: one handler per bus), with its request and context. */
+  private finisher: Finisher | undefined = undefined;
+  private finisherRequest: Request | undefined = undefined;
+  private finisherContext: RequestContext | undefined = undefined;
+  private claimed: object | object[] | undefined = undefined;
+  /** 0 while open or waiting, 1 once the close callbacks have started, 2 once closing is done. */
+  private phase: 0 | 1 | 2 = 0;
+  private rare: Rare | undefined = undefined;
 
   constructor(options: ScopeOptions = {}) {
-    this.gracePeriodMs = options.gracePeriodMs ?? 1000;
-    this.report = options.onError ?? ((error) => console.error(error));
-    this.onFinished = options.onFinished;
+    this.options = options;
     this.context = new ScopeContext(this, options.remoteAddress);
   }
 
@@ -118,50 +136,53 @@ export class RequestScope {
   get finished(): Promise<FinishInfo> {
     // Made on first use: most requests close without anyone waiting, and a pending promise costs
     // several allocations on every one of them.
-    if (this.finishedPromise === undefined) {
-      this.finishedPromise =
-        this.done !== undefined
-          ? Promise.resolve(this.done)
+    const rare = this.extra();
+    if (rare.finishedPromise === undefined) {
+      rare.finishedPromise =
+        this.phase === 2
+          ? Promise.resolve(this.finishInfo())
           : new Promise((resolve) => {
-              this.resolveFinished = resolve;
+              rare.resolveFinished = resolve;
             });
     }
-    return this.finishedPromise;
+    return rare.finishedPromise;
   }
 
   /** The request's id (a UUID), made on first use. */
   get id(): string {
-    this.lazyId ??= crypto.randomUUID();
-    return this.lazyId;
+    const rare = this.extra();
+    rare.lazyId ??= crypto.randomUUID();
+    return rare.lazyId;
   }
 
   /** The per-request bag behind `context.state`, made on first use. */
   get state(): Record<string | symbol, unknown> {
-    this.lazyState ??= {};
-    return this.lazyState;
+    const rare = this.extra();
+    rare.lazyState ??= {};
+    return rare.lazyState;
   }
 
   /** True once closing has begun. */
   get isClosing(): boolean {
-    return this.closing !== undefined;
+    return this.outcome !== undefined;
   }
 
   /** The signal behind `context.signal`, made on first use. */
   get signal(): AbortSignal {
-    this.abort ??= new AbortController();
-    if (this.closing !== undefined && this.closing.outcome !== 'completed')
-      this.abort.abort(this.abortReason());
-    return this.abort.signal;
+    const rare = this.extra();
+    rare.abort ??= new AbortController();
+    if (this.outcome !== undefined && this.outcome !== 'completed') rare.abort.abort(this.abortReason());
+    return rare.abort.signal;
   }
 
-  /** A layer started running. */
+  /** Code of the request started running (the handler holds the scope open around its chain). */
   enter(): void {
     this.active++;
   }
 
-  /** A layer returned or threw. */
+  /** That code returned or threw. */
   leave(): void {
-    if (--this.active === 0 && this.whenIdle !== undefined) this.whenIdle();
+    if (--this.active === 0) this.rare?.whenIdle?.();
   }
 
   /** Records the exception the application or a body raised (the first one wins). */
@@ -185,11 +206,34 @@ export class RequestScope {
     }
     const handle = proxyBody(body, noop);
     this.bodies = append(this.bodies, handle);
-    if (this.closing !== undefined) void handle.cancel(new ScopeClosedError(this.closing.outcome));
+    if (this.outcome !== undefined) void handle.cancel(new ScopeClosedError(this.outcome));
     const proxied = withBody(response, handle.stream);
     this.known = append(this.known, handle.stream, proxied);
     this.last = proxied;
     return proxied;
+  }
+
+  /**
+   * A layer returned `promise`: the layer counts as running until it settles, and the response it
+   * settles with is tracked as {@link track} does. Returns what to hand on.
+   */
+  trackLater(promise: Promise<Response>, layer: string): Promise<Response> {
+    this.active++;
+    const tracked = promise.then(
+      (response: Response) => {
+        try {
+          return this.track(response, layer);
+        } finally {
+          this.leave();
+        }
+      },
+      (error: unknown) => {
+        this.leave();
+        throw error;
+      },
+    );
+    this.lastPromise = tracked;
+    return tracked;
   }
 
   /**
@@ -219,9 +263,9 @@ export class RequestScope {
     if (typeof callback !== 'function') {
       throw new TypeError(`context.onClose(callback): callback must be a function, got ${typeof callback}`);
     }
-    if (this.info !== undefined) {
+    if (this.phase > 0) {
       // Registered after the request was over: run it now, still isolated.
-      const late = runIsolated(callback, this.info, this.report);
+      const late = this.runIsolated(callback, this.finishInfo());
       if (late !== undefined) void this.settle([late], ['late onClose callback', 'late onClose callbacks']);
       return;
     }
@@ -245,10 +289,20 @@ export class RequestScope {
     return true;
   }
 
-  /** Registers a finisher (a handler's `request_finished`); it runs after every close callback. */
-  addFinisher(finisher: Finisher): void {
-    if (this.finisher === undefined) this.finisher = finisher;
-    else this.moreFinishers = append(this.moreFinishers, finisher);
+  /**
+   * Registers a finisher (a handler's `request_finished`), called with `request` and `context` after
+   * every close callback. Finishers run innermost first: the last registered first.
+   */
+  addFinisher(finisher: Finisher, request?: Request, context?: RequestContext): void {
+    if (this.finisher === undefined) {
+      this.finisher = finisher;
+      this.finisherRequest = request;
+      this.finisherContext = context;
+      return;
+    }
+    const rare = this.extra();
+    rare.moreFinishers ??= [];
+    rare.moreFinishers.push([finisher, request, context]);
   }
 
   /**
@@ -265,33 +319,63 @@ export class RequestScope {
    * promise that most requests never need.
    */
   end(outcome: Outcome, error?: unknown): void {
-    if (this.closing !== undefined) return;
+    if (this.outcome !== undefined) return;
     if (error !== undefined) this.fail(error);
-    this.closing = { outcome, durationMs: clock.now() - this.startedAt };
-    if (outcome !== 'completed') this.abort?.abort(this.abortReason());
-    this.runClose();
+    this.outcome = outcome;
+    this.durationMs = clock.now() - this.startedAt;
+    if (outcome !== 'completed') this.rare?.abort?.abort(this.abortReason());
+    // Steps 2 to 5: synchronous when there is nothing to wait for, as on most requests.
+    if (this.active > 0 || this.bodies.some(isOpen)) void this.runCloseAfterWaits();
+    else this.runCallbacks();
+  }
+
+  /** What is known about the request once it has closed (made on first use). */
+  finishInfo(): FinishInfo {
+    const rare = this.extra();
+    if (rare.info === undefined) {
+      const { status, bytesSent, durationMs, failure } = this;
+      const outcome = this.outcome ?? 'aborted';
+      rare.info =
+        failure === undefined
+          ? { status, bytesSent, durationMs, outcome }
+          : { status, bytesSent, durationMs, outcome, error: failure.error };
+    }
+    return rare.info;
+  }
+
+  private extra(): Rare {
+    this.rare ??= {};
+    return this.rare;
+  }
+
+  private report(error: unknown): void {
+    (this.options.onError ?? defaultReport)(error);
+  }
+
+  private runIsolated(callback: CloseCallback, info: FinishInfo): Promise<void> | undefined {
+    try {
+      const result = callback(info);
+      if (result instanceof Promise) return result.catch((error: unknown) => this.report(error));
+    } catch (error) {
+      this.report(error);
+    }
+    return undefined;
   }
 
   private abortReason(): Error {
-    return new ScopeClosedError(this.closing?.outcome ?? 'aborted');
-  }
-
-  /** Steps 2 to 5 of closing: synchronous when there is nothing to wait for, as on most requests. */
-  private runClose(): void {
-    if (this.active > 0 || this.bodies.some(isOpen)) void this.runCloseAfterWaits();
-    else this.runCallbacks();
+    return new ScopeClosedError(this.outcome ?? 'aborted');
   }
 
   private async runCloseAfterWaits(): Promise<void> {
     if (this.active > 0) {
       await new Promise<void>((resolve) => {
-        this.whenIdle = resolve;
+        this.extra().whenIdle = resolve;
       });
     }
     const open = this.bodies.filter(isOpen);
     if (open.length > 0) {
       // Made only when needed: an Error captures a stack, a cost every request would pay.
-      const reason = new ScopeClosedError(this.closing!.outcome);
+      const reason = new ScopeClosedError(this.outcome!);
       const cancels = open.map((handle) => handle.cancel(reason));
       await this.settle(cancels, ['response body', 'response bodies']);
     }
@@ -300,44 +384,47 @@ export class RequestScope {
 
   /** Step 4, then step 5 once every callback (async ones too) has settled. */
   private runCallbacks(): void {
-    const { status, bytesSent } = this;
-    const { durationMs, outcome } = this.closing!;
-    const info: FinishInfo =
-      this.failure === undefined
-        ? { status, bytesSent, durationMs, outcome }
-        : { status, bytesSent, durationMs, outcome, error: this.failure.error };
-    this.info = info;
+    this.phase = 1;
     if (this.callbacks.length > 0) {
+      const info = this.finishInfo();
       const pending: Promise<void>[] = [];
       for (const callback of this.callbacks.reverse()) {
-        const result = runIsolated(callback, info, this.report);
+        const result = this.runIsolated(callback, info);
         if (result !== undefined) pending.push(result);
       }
       if (pending.length > 0) {
-        void this.settle(pending, ['onClose callback', 'onClose callbacks']).then(() =>
-          this.runFinishers(info),
-        );
+        void this.settle(pending, ['onClose callback', 'onClose callbacks']).then(() => this.runFinishers());
         return;
       }
     }
-    this.runFinishers(info);
+    this.runFinishers();
   }
 
-  private runFinishers(info: FinishInfo): void {
-    for (const finisher of this.moreFinishers.reverse()) this.runFinisher(finisher, info);
-    if (this.finisher !== undefined) this.runFinisher(this.finisher, info);
+  private runFinishers(): void {
+    const more = this.rare?.moreFinishers;
+    if (more !== undefined) {
+      for (const [finisher, request, context] of more.reverse()) this.runFinisher(finisher, request, context);
+    }
+    if (this.finisher !== undefined)
+      this.runFinisher(this.finisher, this.finisherRequest, this.finisherContext);
     this.bodies = NONE as never[];
     this.known = NONE as never[];
     this.last = NOTHING;
     this.lastPromise = NOTHING;
-    this.done = info;
-    this.resolveFinished?.(info);
-    if (this.onFinished !== undefined) this.runFinisher(this.onFinished, info);
+    this.phase = 2;
+    const resolveFinished = this.rare?.resolveFinished;
+    if (resolveFinished !== undefined) resolveFinished(this.finishInfo());
+    const onFinished = this.options.onFinished;
+    if (onFinished !== undefined) this.runFinisher(onFinished, undefined, undefined);
   }
 
-  private runFinisher(finisher: Finisher | (() => void), info: FinishInfo): void {
+  private runFinisher(
+    finisher: Finisher | (() => void),
+    request: Request | undefined,
+    context: RequestContext | undefined,
+  ): void {
     try {
-      finisher(info);
+      finisher(this, request, context);
     } catch (error) {
       this.report(error);
     }
@@ -346,15 +433,16 @@ export class RequestScope {
   /** Waits for `pending` for at most the grace period, then reports how many did not settle. */
   private settle(pending: Promise<void>[], [one, many]: [string, string]): Promise<void> {
     let left = pending.length;
+    const gracePeriodMs = this.options.gracePeriodMs ?? 1000;
     return new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.report(
           new GracePeriodExceededError(
-            `tsgi: ${left} ${left === 1 ? one : many} did not settle within ${this.gracePeriodMs} ms of the request closing (a tee() branch nobody cancels, or a source that ignores cancel?); request_finished was sent anyway`,
+            `tsgi: ${left} ${left === 1 ? one : many} did not settle within ${gracePeriodMs} ms of the request closing (a tee() branch nobody cancels, or a source that ignores cancel?); request_finished was sent anyway`,
           ),
         );
         resolve();
-      }, this.gracePeriodMs);
+      }, gracePeriodMs);
       for (const promise of pending) {
         promise.then(() => {
           if (--left === 0) {
@@ -401,20 +489,6 @@ class ScopeContext implements RequestContext {
   onClose(callback: CloseCallback): void {
     this[SCOPE].onClose(callback);
   }
-}
-
-function runIsolated(
-  callback: CloseCallback,
-  info: FinishInfo,
-  report: (error: unknown) => void,
-): Promise<void> | undefined {
-  try {
-    const result = callback(info);
-    if (result instanceof Promise) return result.catch(report);
-  } catch (error) {
-    report(error);
-  }
-  return undefined;
 }
 
 function checkResponse(value: unknown, layer: string): asserts value is Response {
