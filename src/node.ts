@@ -185,7 +185,6 @@ class Site {
   }
 }
 
-const EXCHANGE: unique symbol = Symbol('tsgi.exchange');
 const CONNECTION: unique symbol = Symbol('tsgi.connection');
 
 interface TrackedSocket extends Socket {
@@ -262,8 +261,6 @@ function connectionOf(socket: TrackedSocket, site: Site): Connection {
   return connection;
 }
 
-type TrackedResponse = ServerResponse & { [EXCHANGE]?: Exchange };
-
 /** One request/response exchange with the client. */
 class Exchange implements RequestSource {
   readonly scope: RequestScope;
@@ -291,8 +288,10 @@ class Exchange implements RequestSource {
     this.scope = new RequestScope(connection.scopeOptions);
     site.open++;
     connection.add(this);
-    (res as TrackedResponse)[EXCHANGE] = this;
-    res.on('close', onResponseClose);
+    // A closure, not a property on `res`: adding a property to Node's own objects changes their
+    // shape, which makes Node's code that handles them polymorphic (measured: ~7 % more instructions
+    // per request, more than everything else tsgi does).
+    res.on('close', () => this.end(res.writableFinished ? 'completed' : 'aborted'));
   }
 
   get signal(): AbortSignal {
@@ -463,7 +462,7 @@ class Exchange implements RequestSource {
         if (!res.write(value)) {
           await new Promise<void>((resolve) => {
             this.wake = resolve;
-            res.once('drain', onResponseDrain);
+            res.once('drain', resolve);
           });
           if (this.over) return;
         }
@@ -480,17 +479,9 @@ class Exchange implements RequestSource {
     const wake = this.wake;
     if (wake === undefined) return;
     this.wake = undefined;
-    this.res.off('drain', onResponseDrain);
+    this.res.off('drain', wake);
     wake();
   }
-}
-
-function onResponseDrain(this: TrackedResponse): void {
-  this[EXCHANGE]?.resumeWriting();
-}
-
-function onResponseClose(this: TrackedResponse): void {
-  this[EXCHANGE]?.end(this.writableFinished ? 'completed' : 'aborted');
 }
 
 /**
