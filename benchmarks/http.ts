@@ -11,10 +11,11 @@
  *
  * Each server runs in its own process pinned to CPU 0 (`taskset -c 0`); autocannon runs in this
  * process, pinned to CPU 1. Rounds are interleaved (raw, tsgi-0, tsgi-10, raw, …) so that drift in the
- * machine hits every target alike. For every measured run it records requests per second and the
- * server's CPU time per request: utime + stime from `/proc/PID/stat` over the measured window, divided
- * by the responses autocannon counted. The summary gives each target's median over the rounds and its
- * ratio to raw.
+ * machine hits every target alike (each round starts one target further on). For every measured run
+ * it records requests per second and the server's CPU time per request: utime + stime from
+ * `/proc/PID/stat` over the measured window, divided by the responses autocannon counted. The summary
+ * gives each target's median over the rounds and its ratio to raw's median, and the median (and range)
+ * of its ratio to raw within each round, which drift between rounds does not move.
  *
  * Usage: `npm run bench -- [--rounds 3] [--duration 5] [--warmup 1] [--connections 10] [--only raw,tsgi-10]`
  * Needs Linux (`/proc`, `taskset`). See benchmarks/README.md for what the numbers mean.
@@ -176,27 +177,46 @@ async function main(): Promise<void> {
   };
   const rounds = Number(values.rounds);
   const samples = new Map<Target, Sample[]>(targets.map((target) => [target, []]));
+  /** Each target's CPU per request over raw's in the same round: drift between rounds cancels out. */
+  const ratios = new Map<Target, number[]>(targets.map((target) => [target, []]));
   for (let round = 1; round <= rounds; round++) {
-    for (const target of targets) {
+    // Each round starts one target further on, so no target always runs first (or right after raw).
+    const order = targets.map((_, index) => targets[(index + round - 1) % targets.length]!);
+    const measured = new Map<Target, Sample>();
+    for (const target of order) {
       const sample = await measure(autocannon, target, options);
       samples.get(target)!.push(sample);
+      measured.set(target, sample);
       console.log(
-        `round ${round} ${target.padEnd(8)} ${sample.rps.toFixed(0).padStart(7)} req/s  ${sample.cpuPerRequest.toFixed(2).padStart(6)} µs CPU/request`,
+        `round ${round} ${target.padEnd(10)} ${sample.rps.toFixed(0).padStart(7)} req/s  ${sample.cpuPerRequest.toFixed(2).padStart(6)} µs CPU/request`,
       );
+    }
+    const rawSample = measured.get('raw');
+    if (rawSample !== undefined) {
+      for (const [target, sample] of measured) {
+        ratios.get(target)!.push(sample.cpuPerRequest / rawSample.cpuPerRequest);
+      }
     }
   }
   const raw = samples.get('raw');
   const rawRps = raw ? median(raw.map((s) => s.rps)) : undefined;
   const rawCpu = raw ? median(raw.map((s) => s.cpuPerRequest)) : undefined;
   console.log(`\nmedian of ${rounds} rounds, ${options.duration} s each, ${options.connections} connections`);
-  console.log('target      req/s   µs CPU/req   req/s vs raw   CPU vs raw');
+  console.log(
+    'target        req/s   µs CPU/req   req/s vs raw   CPU vs raw   CPU vs raw, same round: median (min–max)',
+  );
   for (const [target, list] of samples) {
     const rps = median(list.map((s) => s.rps));
     const cpu = median(list.map((s) => s.cpuPerRequest));
     const rpsRatio = rawRps ? (rps / rawRps).toFixed(3) : '-';
     const cpuRatio = rawCpu ? (cpu / rawCpu).toFixed(3) : '-';
+    const paired = ratios.get(target)!;
+    const pairedText =
+      paired.length > 0
+        ? `${median(paired).toFixed(3)} (${Math.min(...paired).toFixed(3)}–${Math.max(...paired).toFixed(3)})`
+        : '-';
     console.log(
-      `${target.padEnd(8)} ${rps.toFixed(0).padStart(8)} ${cpu.toFixed(2).padStart(12)} ${rpsRatio.padStart(14)} ${cpuRatio.padStart(12)}`,
+      `${target.padEnd(10)} ${rps.toFixed(0).padStart(8)} ${cpu.toFixed(2).padStart(12)} ${rpsRatio.padStart(14)} ${cpuRatio.padStart(12)}   ${pairedText}`,
     );
   }
 }

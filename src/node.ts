@@ -404,10 +404,9 @@ class Exchange implements RequestSource {
   private writeFixed(fixed: FixedResponse): void {
     const { status, body } = fixed;
     const res = this.res as InternalResponse;
-    const headers =
-      fixed.headers === undefined ? contentTypeHeaders(fixed.contentType) : nodeHeaders(fixed.headers, true);
     const length = body === null ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;
     const bodyless = this.bodyless(status);
+    let lengthHeader: string | undefined;
     if (!(status === 204 || status === 304 || status < 200) && (body !== null || !bodyless)) {
       // The length we send is the body's, whatever a header said. Node adds it itself from
       // `_contentLength` when it would otherwise frame the body chunked (HTTP/1.1, a body allowed):
@@ -416,11 +415,18 @@ class Exchange implements RequestSource {
       if (!bodyless && res.useChunkedEncodingByDefault && res._contentLength === null) {
         res._contentLength = length;
       } else {
-        headers.push('content-length', String(length));
+        lengthHeader = String(length);
       }
     }
+    let headers: readonly string[];
+    if (fixed.headers === undefined) headers = contentTypeHeaders(fixed.contentType, lengthHeader);
+    else {
+      const list = nodeHeaders(fixed.headers, true);
+      if (lengthHeader !== undefined) list.push('content-length', lengthHeader);
+      headers = list;
+    }
     this.scope.status = status;
-    res.writeHead(status, fixed.statusText || undefined, headers);
+    res.writeHead(status, fixed.statusText || undefined, headers as string[]);
     if (bodyless || body === null) {
       res.end();
       return;
@@ -539,9 +545,27 @@ function nodeHeaders(headers: Headers, dropLength: boolean): string[] {
   return out;
 }
 
-/** The headers of a response that only has its body's default content type. */
-function contentTypeHeaders(contentType: string | undefined): string[] {
-  return contentType === undefined ? [] : ['content-type', contentType];
+const NO_HEADERS: readonly string[] = Object.freeze([]);
+/** The last content type's header list, shared between responses (Node only reads it). */
+let sharedType: string | undefined;
+let sharedHeaders: readonly string[] = NO_HEADERS;
+
+/**
+ * The headers of a response that only has its body's default content type (and a Content-Length
+ * header when `length` is given): the same list for every response of that type.
+ */
+function contentTypeHeaders(contentType: string | undefined, length: string | undefined): readonly string[] {
+  if (length !== undefined) {
+    return contentType === undefined
+      ? ['content-length', length]
+      : ['content-type', contentType, 'content-length', length];
+  }
+  if (contentType === undefined) return NO_HEADERS;
+  if (contentType !== sharedType) {
+    sharedType = contentType;
+    sharedHeaders = Object.freeze(['content-type', contentType]);
+  }
+  return sharedHeaders;
 }
 
 /** The fields of Node's ServerResponse the writer uses beyond its public API. */

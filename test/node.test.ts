@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
 import { describe, it } from 'node:test';
 import express from 'express';
 import {
@@ -411,6 +412,50 @@ describe('writing the response', () => {
     }
   });
 
+  it('sends the true length of fixed data whatever a header said, and a Content-Length to HTTP/1.0 clients', async () => {
+    const site = await startSite((request) =>
+      new URL(request.url).pathname === '/lying'
+        ? new Response('four', { headers: { 'content-length': '99', 'x-kept': 'yes' } })
+        : new Response('plain text'),
+    );
+    try {
+      const connection = await Connection.open(site.server.port);
+      connection.write(getRequest('/lying') + getRequest('/plain') + getRequest('/plain'));
+      const [lying, first, second] = [
+        await connection.next(),
+        await connection.next(),
+        await connection.next(),
+      ];
+      connection.close();
+      assert.deepEqual(lying.headers['content-length'], ['4']);
+      assert.deepEqual(lying.headers['x-kept'], ['yes']);
+      assert.equal(lying.body.toString(), 'four');
+      for (const plain of [first, second]) {
+        assert.deepEqual(plain.headers['content-type'], ['text/plain;charset=UTF-8']);
+        assert.deepEqual(plain.headers['content-length'], ['10']);
+        assert.equal(plain.body.toString(), 'plain text');
+      }
+
+      // HTTP/1.0: Node would otherwise end the body by closing the connection.
+      const raw = await new Promise<string>((resolve, reject) => {
+        const socket = net.connect(site.server.port, '127.0.0.1');
+        let received = '';
+        socket.on('data', (data) => {
+          received += data.toString('latin1');
+        });
+        socket.on('error', reject);
+        socket.on('close', () => resolve(received));
+        socket.write('GET /plain HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n');
+      });
+      assert.match(raw, /^HTTP\/1\.1 200 OK\r\n/);
+      assert.match(raw, /\r\ncontent-length: 10\r\n/i);
+      assert.ok(raw.endsWith('\r\n\r\nplain text'), raw);
+      await site.finishedCount(4);
+    } finally {
+      await site.close();
+    }
+  });
+
   it('sends undici responses made before serving, Response.json() and Response.redirect()', async () => {
     const made = new Response('made earlier', { headers: { 'x-early': '1' } });
     const site = await startSite((request) => {
@@ -670,6 +715,10 @@ describe('toNodeListener()', () => {
     try {
       const api = await fetch(`http://127.0.0.1:${port}/api/items`, { method: 'POST', body: 'body' });
       assert.equal(await api.text(), 'tsgi: /items body');
+      // Headers Express set before tsgi wrote its own (Node's setHeader path) are kept, next to tsgi's.
+      assert.equal(api.headers.get('x-powered-by'), 'Express');
+      assert.equal(api.headers.get('content-type'), 'text/plain;charset=UTF-8');
+      assert.equal(api.headers.get('content-length'), String('tsgi: /items body'.length));
       const root = await fetch(`http://127.0.0.1:${port}/`);
       assert.equal(await root.text(), 'express');
       await apiFinished;
