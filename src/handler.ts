@@ -103,7 +103,10 @@ export function createHandler(app: Application, options: HandlerOptions = {}): H
     return result instanceof Promise ? closeLater(scope, result) : closeWithBody(scope, result);
   };
 
-  /** Runs the chain; the scope is held open while it runs (a boundary counts a layer still running once it returns a promise). */
+  /**
+   * Runs the chain, holding the scope open while it runs (a boundary counts a layer as still running
+   * once it has returned a promise that has not settled).
+   */
   function run(scope: RequestScope, request: Request, ctx: RequestContext): Response | Promise<Response> {
     scope.enter();
     try {

@@ -20,6 +20,7 @@ export {
   toNodeListener,
 } from './node.ts';
 export {
+  type Finisher,
   GracePeriodExceededError,
   InvalidResponseError,
   RequestScope,

@@ -215,9 +215,79 @@ describe('RequestScope', () => {
       assert.equal(ran, true);
     });
 
+    it('runs a callback registered by a finisher at once, with the same finish info', () => {
+      const { scope } = scopeWithReports();
+      scope.status = 204;
+      const seen: unknown[] = [];
+      scope.addFinisher(() => {
+        scope.context.onClose((info) => {
+          seen.push(info);
+        });
+      });
+      scope.end('completed');
+      assert.equal(seen.length, 1, 'ran before end() returned, as no callback was waiting');
+      assert.deepEqual(seen[0], {
+        status: 204,
+        bytesSent: 0,
+        durationMs: scope.durationMs,
+        outcome: 'completed',
+      });
+    });
+
     it('rejects a callback that is not a function', () => {
       const { scope } = scopeWithReports();
       assert.throws(() => scope.context.onClose('x' as never), /callback must be a function/);
+    });
+  });
+
+  describe('finishers', () => {
+    it('get the scope, and the request and context they were registered with, after every callback', () => {
+      const { scope } = scopeWithReports();
+      const request = new Request('http://127.0.0.1/finisher');
+      const log: string[] = [];
+      const calls: unknown[][] = [];
+      scope.context.onClose(() => {
+        log.push('onClose');
+      });
+      scope.addFinisher(
+        (...args) => {
+          log.push('outer');
+          calls.push(args);
+        },
+        request,
+        scope.context,
+      );
+      scope.addFinisher(() => {
+        log.push('inner');
+      });
+      scope.fail(new Error('boom'));
+      scope.status = 500;
+      scope.end('completed');
+      assert.deepEqual(log, ['onClose', 'inner', 'outer']);
+      assert.equal(calls.length, 1);
+      assert.equal(calls[0]![0], scope);
+      assert.equal(calls[0]![1], request);
+      assert.equal(calls[0]![2], scope.context);
+      assert.equal(scope.outcome, 'completed');
+      assert.ok(scope.durationMs >= 0);
+      assert.equal((scope.failure!.error as Error).message, 'boom');
+    });
+
+    it('report a finisher that throws and still run the others', () => {
+      const { scope, reported } = scopeWithReports();
+      let ran = false;
+      scope.addFinisher(() => {
+        ran = true;
+      });
+      scope.addFinisher(() => {
+        throw new Error('finisher broke');
+      });
+      scope.end('aborted');
+      assert.equal(ran, true);
+      assert.deepEqual(
+        reported.map((error) => (error as Error).message),
+        ['finisher broke'],
+      );
     });
   });
 
