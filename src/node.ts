@@ -33,7 +33,7 @@
  * answers malformed requests, without reaching the application (no signals: it was never accepted).
  */
 import { Buffer } from 'node:buffer';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, ServerResponse } from 'node:http';
 import { Server as NetServer, type Socket } from 'node:net';
 import { isStaticBody, staticSource } from './body.ts';
 import { type FixedResponse, fixedResponse, useFastResponse } from './fast-response.ts';
@@ -288,8 +288,8 @@ class Exchange implements RequestSource {
     this.scope = new RequestScope(connection.scopeOptions);
     site.open++;
     connection.add(this);
-    // A closure rather than a property added to `res`: Node's objects keep the shape Node gave them.
-    res.on('close', () => this.end(res.writableFinished ? 'completed' : 'aborted'));
+    if (res instanceof ServedResponse) res.exchange = this;
+    else res.on('close', () => this.end(res.writableFinished ? 'completed' : 'aborted'));
   }
 
   get signal(): AbortSignal {
@@ -489,6 +489,24 @@ class Exchange implements RequestSource {
 }
 
 /**
+ * The response class of serve()'s own server. Node calls `detachSocket()` once the whole response has
+ * been handed to the socket, so the exchange learns there that it completed, with no listener made
+ * per request. An exchange whose connection closes first is ended by the connection, as `aborted`.
+ * (Under toNodeListener() the host's responses are plain ones: the exchange listens for `'close'`.)
+ */
+class ServedResponse extends ServerResponse {
+  exchange: Exchange | undefined = undefined;
+
+  override detachSocket(socket: Socket): void {
+    super.detachSocket(socket);
+    const exchange = this.exchange;
+    if (exchange === undefined) return;
+    this.exchange = undefined;
+    exchange.end('completed');
+  }
+}
+
+/**
  * Cuts the connection under a response that cannot be completed: end() would make a truncated body
  * look complete. What was already written goes out first (Node corks the socket until the next tick).
  */
@@ -672,6 +690,7 @@ export async function serve(app: Application, options: ServeOptions = {}): Promi
       headersTimeout: options.headersTimeout ?? 60_000,
       requestTimeout: options.requestTimeout ?? 300_000,
       keepAliveTimeout: options.keepAliveTimeout ?? 5000,
+      ServerResponse: ServedResponse,
     },
     listenerFor(site),
   );
@@ -719,5 +738,6 @@ export async function serve(app: Application, options: ServeOptions = {}): Promi
     })();
     return closed;
   };
-  return { port, url, server, close };
+  // Its responses are ServedResponses, a ServerResponse subclass: to users it is a plain http.Server.
+  return { port, url, server: server as unknown as Server, close };
 }
