@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { appendFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:net';
+import net, { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -395,6 +395,37 @@ describe('main() called directly', () => {
     controller.abort();
     assert.equal(await serving, 0);
     assert.equal(stderr.text, '');
+  });
+
+  it('passes --keep-alive-timeout on: the server says so and closes an idle connection after it', async () => {
+    const stdout = capture();
+    const controller = new AbortController();
+    const serving = main(['serve', probe, '--port', '0', '--keep-alive-timeout', '1'], {
+      stdout,
+      stderr: capture(),
+      signal: controller.signal,
+    });
+    try {
+      const url = new URL((await stdout.waitFor(/tsgi: serving (\S+)/))[1]!);
+      const started = Date.now();
+      const { head, closedAfterMs } = await new Promise<{ head: string; closedAfterMs: number }>(
+        (resolve, reject) => {
+          const socket = net.connect(Number(url.port), url.hostname);
+          let received = '';
+          socket.on('data', (data) => {
+            received += data.toString('latin1');
+          });
+          socket.on('error', reject);
+          socket.on('close', () => resolve({ head: received, closedAfterMs: Date.now() - started }));
+          socket.write(`GET / HTTP/1.1\r\nHost: ${url.host}\r\n\r\n`);
+        },
+      );
+      assert.match(head, /\r\nkeep-alive: timeout=1\r\n/i);
+      assert.ok(closedAfterMs >= 900 && closedAfterMs < 4000, `closed after ${closedAfterMs} ms`);
+    } finally {
+      controller.abort();
+      assert.equal(await serving, 0);
+    }
   });
 
   const usageErrors: [string, () => string[], RegExp, number][] = [
