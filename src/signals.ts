@@ -48,6 +48,9 @@ interface Listener {
 }
 type Listeners = Listener | Listener[] | undefined;
 
+/** eventemitter3's key prefix ('~' where `Object.create(null)` is missing, else none), read once. */
+const PREFIX: string = typeof EventEmitter.prefixed === 'string' ? EventEmitter.prefixed : '';
+
 const defaultReporter: SignalErrorReporter = (error) => console.error(error);
 
 /**
@@ -104,7 +107,7 @@ export class SignalBus extends EventEmitter<SignalEvents> {
   dispatch<E extends SignalName>(event: E, payload: SignalEvents[E][0]): Promise<void> | undefined | false {
     // Mirrors eventemitter3's own emit (one listener is stored bare, several as an array that is
     // replaced, never mutated, on removal), with each call isolated.
-    const key = typeof EventEmitter.prefixed === 'string' ? EventEmitter.prefixed + event : event;
+    const key = PREFIX === '' ? event : PREFIX + event;
     const listeners = (this as unknown as { _events: Record<string, Listeners> })._events[key];
     if (listeners === undefined) return false;
     if (!Array.isArray(listeners)) return this.call(event, listeners, payload);
