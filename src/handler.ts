@@ -72,8 +72,7 @@ export function createHandler(app: Application, options: HandlerOptions = {}): H
   let inFlight = 0;
 
   // Everything a request needs is made here, once per handler: a closure made per request costs an
-  // allocation (and more under tsx, which names every named closure when it is made), and a function
-  // whose variables some closure captures allocates a context on every call.
+  // allocation, and more under tsx, which names every named closure when it is made.
   const emitFinished: Finisher = (scope, request, ctx) => {
     inFlight--;
     return bus.dispatch('request_finished', finishedEvent(handler, request!, ctx!, scope));
