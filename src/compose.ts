@@ -12,7 +12,7 @@
  * scope while it runs and the handler holds the scope open around its chain), checks that a layer
  * returned a Response, and hands a new stream body on through a proxy the scope can cancel.
  * A layer that passes on the response (or the promise) it got costs one identity check. Outside a
- * tsgi scope (a foreign host calling a composed application directly) a boundary only checks.
+ * tsgi scope (a foreign host calling a composed application directly) a boundary calls straight through.
  */
 import { scopeOf } from './scope.ts';
 import type { Application, Middleware, RequestContext } from './types.ts';

@@ -216,7 +216,11 @@ class Connection {
     if (site.hosted) site.useFastResponseWhile((socket as { server?: NetServer }).server);
   }
 
-  /** The socket closed: pipelined responses queued behind a slow one get no 'close' of their own. */
+  /**
+   * The socket closed: every exchange still open here is over. serve()'s responses tell their exchange
+   * only that they completed, and pipelined responses queued behind a slow one get no 'close' of
+   * their own, so this is where an aborted exchange learns it.
+   */
   private closed(): void {
     while (this.first !== undefined) {
       const exchange = this.first;
@@ -397,7 +401,7 @@ class Exchange implements RequestSource {
   }
 
   private bodyless(status: number): boolean {
-    return this.req.method === 'HEAD' || status === 204 || status === 304 || status < 200;
+    return this.req.method === 'HEAD' || noBodyStatus(status);
   }
 
   /** A string, bytes or no body (in a FastResponse, or an unread undici one): one `end()`, no stream. */
@@ -407,7 +411,7 @@ class Exchange implements RequestSource {
     const length = body === null ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;
     const bodyless = this.bodyless(status);
     let lengthHeader: string | undefined;
-    if (!(status === 204 || status === 304 || status < 200) && (body !== null || !bodyless)) {
+    if (!noBodyStatus(status) && (body !== null || !bodyless)) {
       // The length we send is the body's, whatever a header said. Node adds it itself from
       // `_contentLength` when it would otherwise frame the body chunked (HTTP/1.1, a body allowed):
       // one string append instead of a header to validate. Elsewhere (HEAD, HTTP/1.0), or on a Node
@@ -534,6 +538,11 @@ function undiciFixed(response: Response): FixedResponse | undefined {
     contentType: undefined,
     body: body as Uint8Array<ArrayBuffer> | string,
   };
+}
+
+/** A status whose response never has a body, nor a Content-Length (1xx, 204, 304). */
+function noBodyStatus(status: number): boolean {
+  return status === 204 || status === 304 || status < 200;
 }
 
 /** Cancels a body nobody will read, unless it is fixed data or already taken. */

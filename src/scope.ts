@@ -329,12 +329,15 @@ export class RequestScope {
     else this.runCallbacks();
   }
 
-  /** What is known about the request once it has closed (made on first use). */
-  finishInfo(): FinishInfo {
+  /**
+   * What is known about the request, made on first use. Only called once the close callbacks have
+   * started (phase 1 or later), when every field it reads is final.
+   */
+  private finishInfo(): FinishInfo {
     const rare = this.extra();
     if (rare.info === undefined) {
       const { status, bytesSent, durationMs, failure } = this;
-      const outcome = this.outcome ?? 'aborted';
+      const outcome = this.outcome!;
       rare.info =
         failure === undefined
           ? { status, bytesSent, durationMs, outcome }
