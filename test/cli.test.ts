@@ -7,10 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { main } from '../src/cli.ts';
+import { main } from '../cli/main.ts';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
-const launcher = join(repo, 'bin/tsgi.js');
+const launcher = join(repo, 'cli/tsgi.ts');
+// The launcher run from source, as `npm start` runs it: tsx, and 'tsgi' resolved to the sources.
+const fromSource = ['--import', 'tsx', '--conditions=tsgi-source'];
 const probe = join(repo, 'test/fixtures/sites/probe.ts');
 const alphaSettings = join(repo, 'test/fixtures/sites/alpha/settings.ts');
 const mysiteSettings = join(repo, 'examples/mysite/settings.ts');
@@ -86,7 +88,7 @@ function capture() {
 const running = new Set<ChildProcess>();
 
 function tsgi(args: string[], env: Record<string, string | undefined> = {}): Tsgi {
-  const child = spawn(process.execPath, [launcher, ...args], {
+  const child = spawn(process.execPath, [...fromSource, launcher, ...args], {
     cwd: repo,
     env: { ...process.env, TSGI_SETTINGS_MODULE: undefined, WEB_CONCURRENCY: undefined, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,22 +1,58 @@
 /**
  * `tsgi startproject NAME [DIR]`: writes a small runnable site, as `django-admin startproject` does.
  *
- * The site is three modules and a package.json:
+ * The site is three modules, a package.json and a tsconfig.json:
  * - `app.ts` — the application (a plain fetch-style function with two routes);
- * - `settings.ts` — `DEBUG`, `MIDDLEWARE`, `APP`, `WSGI_APPLICATION` (see settings.ts);
+ * - `settings.ts` — `DEBUG`, `MIDDLEWARE`, `APP`, `WSGI_APPLICATION` (see src/settings.ts);
  * - `wsgi.ts` — `export const application = await getWsgiApplication(…)`, what servers load;
- * - `package.json` — `"type": "module"` (so Node reads the .ts files as ES modules) and tsgi as a
- *   dependency; left alone when DIR already has one.
+ * - `package.json` — an ES module package (`"type": "module"`, which the `.ts` modules and their
+ *   top-level await need), tsgi as a dependency, `npm start` (`tsgi serve wsgi.ts`) and `npm run dev`
+ *   (`tsgi runserver`); left alone when DIR already has one;
+ * - `tsconfig.json` — strict, `nodenext`, `.ts` import paths allowed, so an editor or `tsc` checks
+ *   the site as tsx runs it; left alone when DIR already has one.
  *
- * `tsgi serve DIR/wsgi.ts` and `TSGI_SETTINGS_MODULE=DIR/settings.ts tsgi runserver` serve it at once.
- * The modules import from 'tsgi'; when DIR cannot reach a node_modules that holds tsgi (a site made
- * in /tmp), the `tsgi` launcher resolves 'tsgi' to its own copy (see bin/resolve-tsgi.js).
+ * On a fresh machine `npm install && npm start` serves it. Inside a checkout, `tsgi serve DIR/wsgi.ts`
+ * serves it at once too: when DIR cannot reach a node_modules that holds tsgi (a site made in /tmp),
+ * the `tsgi` launcher resolves 'tsgi' to its own copy (see cli/resolve-tsgi.ts).
  *
  * Existing files are never overwritten: the command fails before writing anything.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { SETTINGS_ENV } from '../src/settings.ts';
+import { HELP_OPTION, parsing, UsageError } from './args.ts';
+import type { CliIO } from './main.ts';
+import { HELP, VERSION } from './usage.ts';
+
+export async function startprojectCommand(args: string[], io: CliIO): Promise<number> {
+  const { values, positionals } = parsing(() =>
+    parseArgs({ args, allowPositionals: true, options: { help: HELP_OPTION } }),
+  );
+  if (values.help) {
+    (io.stdout ?? process.stdout).write(HELP);
+    return 0;
+  }
+  const [name, dir, extra] = positionals;
+  if (name === undefined)
+    throw new UsageError('startproject needs a project name: tsgi startproject NAME [DIR]');
+  if (extra !== undefined) throw new UsageError(`unexpected argument '${extra}'`);
+  if (!isProjectName(name)) {
+    throw new UsageError(
+      `'${name}' is not a valid project name: use letters, digits, '-' and '_', starting with a letter`,
+    );
+  }
+  const project = await startProject(name, dir, { cwd: io.cwd ?? process.cwd(), version: VERSION });
+  (io.stdout ?? process.stdout).write(
+    `tsgi: created ${name} in ${project.dir}\n` +
+      `  run it:         cd ${project.dir} && npm install && npm start\n` +
+      `  or serve it:    tsgi serve ${project.dir}/wsgi.ts\n` +
+      `  or develop it:  ${SETTINGS_ENV}=${project.dir}/settings.ts tsgi runserver\n`,
+  );
+  for (const note of project.notes) (io.stderr ?? process.stderr).write(`tsgi: note: ${note}\n`);
+  return 0;
+}
 
 /** Raised when the project cannot be created; the message is one line for the terminal. */
 export class StartProjectError extends Error {
@@ -66,6 +102,7 @@ export async function startProject(
   }
   const notes: string[] = [];
   const manifest = join(target, 'package.json');
+  if (!existsSync(join(target, 'tsconfig.json'))) files['tsconfig.json'] = TSCONFIG;
   if (!existsSync(manifest)) files['package.json'] = packageJson(name, options.version);
   else if (!isModulePackage(manifest)) {
     notes.push(
@@ -140,9 +177,28 @@ const packageJson = (name: string, version = '*'): string =>
       name: name.toLowerCase(),
       private: true,
       type: 'module',
-      scripts: { start: 'tsgi serve wsgi.ts', dev: 'TSGI_SETTINGS_MODULE=settings.ts tsgi runserver' },
+      scripts: { start: 'tsgi serve wsgi.ts', dev: 'tsgi runserver --settings settings.ts' },
       dependencies: { tsgi: version === '*' ? '*' : `^${version}` },
     },
     null,
     2,
   )}\n`;
+
+/** What tsx does at run time, said to tsc and editors; `npm i -D typescript @types/node` to check. */
+const TSCONFIG = `${JSON.stringify(
+  {
+    compilerOptions: {
+      target: 'ES2022',
+      module: 'nodenext',
+      moduleResolution: 'nodenext',
+      strict: true,
+      noEmit: true,
+      allowImportingTsExtensions: true,
+      verbatimModuleSyntax: true,
+      skipLibCheck: true,
+    },
+    include: ['*.ts'],
+  },
+  null,
+  2,
+)}\n`;

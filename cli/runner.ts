@@ -8,18 +8,18 @@
  * them as well as their parent's SIGTERM, and only the parent may decide to stop waiting.
  *
  * `--access-log` puts the logging middleware (Common Log Format, stdout) around the application: the
- * CLI assembles a whole server, as a site's settings do, so it is the one place in src/ that imports
- * from middleware/.
+ * CLI assembles a whole server, as a site's settings do, so it imports from middleware/ (the library
+ * in src/ never does).
  */
 import cluster from 'node:cluster';
 import { logging } from '../middleware/logging.ts';
-import { compose } from './compose.ts';
-import { createHandler, isHandler } from './handler.ts';
-import { oneLine } from './loader.ts';
-import { type RunningServer, serve } from './node.ts';
-import { SignalBus } from './signals.ts';
+import { compose } from '../src/compose.ts';
+import { createHandler, isHandler } from '../src/handler.ts';
+import { oneLine } from '../src/loader.ts';
+import { type RunningServer, serve } from '../src/node.ts';
+import { SignalBus } from '../src/signals.ts';
+import type { Application, Handler } from '../src/types.ts';
 import { notifyParent, type Output } from './supervisor.ts';
-import type { Application, Handler } from './types.ts';
 
 /** Where a server process writes, and what else may stop it; every field defaults to the process's own. */
 export interface ServerIO {
