@@ -14,8 +14,8 @@
  * top-level code, so it is async; the module system caches modules, so loading twice is cheap and
  * returns the same objects.
  */
-import { existsSync, statSync } from 'node:fs';
-import { isAbsolute, resolve } from 'node:path';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describe } from './signals.ts';
 import type { Application } from './types.ts';
@@ -79,9 +79,14 @@ export async function importModule(name: string | URL, options: ImportOptions = 
         { cause: error },
       );
     }
-    throw new LoadError(`tsgi: ${kind} '${label}' failed to load: ${oneLine(error)}`, label, {
-      cause: error,
-    });
+    // A compiler's message (tsx's esbuild) names the place itself.
+    const at = /\/[^\s:]+:\d+/.test(describe(error)) ? undefined : thrownAt(error);
+    const hint = file === undefined ? undefined : commonJsHint(file);
+    throw new LoadError(
+      `tsgi: ${kind} '${label}' failed to load: ${oneLine(error)}${at === undefined ? '' : ` (at ${at})`}${hint === undefined ? '' : ` — ${hint}`}`,
+      label,
+      { cause: error },
+    );
   }
 }
 
@@ -176,6 +181,59 @@ export function moduleLabel(name: string | URL): string {
 /** One line for an error, for a terminal: a loader's multi-line message is folded. */
 export function oneLine(error: unknown): string {
   return describe(error).replace(/\s*\n\s*/g, ' ');
+}
+
+/**
+ * Where a module's top-level code threw, as `path:line:column`: the first stack frame in the site's
+ * own files (not Node's internals, not node_modules), else the first frame in any file. A syntax
+ * error in an ES module names its file on the stack's first line instead. Undefined when the stack
+ * names no file (a thrown string, a frozen stack).
+ *
+ * @example
+ * thrownAt(error); // '/home/me/mysite/settings.ts:12:9'
+ */
+export function thrownAt(error: unknown): string | undefined {
+  const stack = error instanceof Error && typeof error.stack === 'string' ? error.stack : '';
+  const places: string[] = [];
+  const header = SYNTAX_HEADER.exec(stack.split('\n', 1)[0] ?? '');
+  if (header !== null) places.push(pathOf(header[1]!) + header[2]);
+  for (const [, file, position] of stack.matchAll(FRAME)) places.push(pathOf(file!) + position);
+  return places.find((place) => !place.includes('/node_modules/')) ?? places[0];
+}
+
+/**
+ * Why a `.ts` or `.js` module may have failed: Node reads it as CommonJS when the nearest
+ * package.json has no `"type": "module"` (an `npm init -y` project), and then its imports of ES
+ * modules and its top-level await fail with messages that do not say so.
+ */
+function commonJsHint(file: string): string | undefined {
+  if (!/\.(?:ts|js|tsx|jsx)$/.test(file)) return undefined;
+  for (let dir = dirname(file); ; dir = dirname(dir)) {
+    const manifest = join(dir, 'package.json');
+    if (existsSync(manifest)) {
+      let type: unknown;
+      try {
+        type = (JSON.parse(readFileSync(manifest, 'utf8')) as { type?: unknown }).type;
+      } catch {
+        return undefined; // not ours to judge; the error above says what failed
+      }
+      return type === 'module'
+        ? undefined
+        : `${manifest} has no "type": "module", so Node loads ${file} as CommonJS: run \`npm pkg set type=module\` there`;
+    }
+    if (dirname(dir) === dir) {
+      return `no package.json above ${file}, so Node loads it as CommonJS: add one with "type": "module"`;
+    }
+  }
+}
+
+/** `    at fn (file:///site/wsgi.ts:3:9)` or `    at /site/wsgi.js:3:9`: the file and `:line:column`. */
+const FRAME = /^\s+at (?:.*?\()?((?:file:\/\/)?\/[^():]+)((?::\d+){1,2})\)?$/gm;
+/** `file:///site/wsgi.mjs:2`, the first line of an ES module's syntax error. */
+const SYNTAX_HEADER = /^((?:file:\/\/)?\/\S+?)(:\d+)\s*$/;
+
+function pathOf(file: string): string {
+  return file.startsWith('file:') ? fileURLToPath(file) : file;
 }
 
 function resolveFile(name: string, cwd = process.cwd()): string {

@@ -156,6 +156,17 @@ describe('tsgi startproject', () => {
     const created = await run(['startproject', 'demo', dir]);
     assert.equal(created.code, 0, created.stderr);
     assert.match(created.stdout, /^tsgi: created demo in /);
+    assert.match(created.stdout, /npm install && npm start/);
+    const manifest = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
+    assert.equal(manifest.type, 'module', 'an ES module package: the .ts modules use top-level await');
+    assert.deepEqual(manifest.scripts, {
+      start: 'tsgi serve wsgi.ts',
+      dev: 'tsgi runserver --settings settings.ts',
+    });
+    assert.deepEqual(manifest.dependencies, { tsgi: `^${version}` });
+    const tsconfig = JSON.parse(readFileSync(join(dir, 'tsconfig.json'), 'utf8'));
+    assert.equal(tsconfig.compilerOptions.allowImportingTsExtensions, true);
+    assert.equal(tsconfig.compilerOptions.strict, true);
 
     const server = tsgi(['serve', join(dir, 'wsgi.ts'), '--port', '0']);
     const url = await server.url();
@@ -303,6 +314,17 @@ describe('when something is wrong', { concurrency: 3 }, () => {
     // Inside the repository (.tsgi-* is git-ignored), where tsc and biome do not look.
     scratch = await mkdtemp(join(repo, '.tsgi-cli-'));
     await writeFile(join(scratch, 'syntax-error.ts'), 'export const application = (;\n');
+    await writeFile(
+      join(scratch, 'throws.ts'),
+      "const url: string | undefined = undefined;\nif (!url) throw new Error('DATABASE_URL is not set');\nexport const application = () => new Response('');\n",
+    );
+    await writeFile(join(scratch, 'throws-later.mjs'), "await null;\nthrow new RangeError('bad config');\n");
+    await mkdir(join(scratch, 'commonjs'));
+    await writeFile(join(scratch, 'commonjs', 'package.json'), '{ "name": "old" }\n');
+    await writeFile(
+      join(scratch, 'commonjs', 'wsgi.ts'),
+      "import { helloWorld } from 'tsgi/middleware';\nexport const application = helloWorld()(() => new Response(''));\nawait null;\n",
+    );
   });
   after(async () => {
     busy.close();
@@ -360,6 +382,31 @@ describe('when something is wrong', { concurrency: 3 }, () => {
       1,
     ],
     [
+      'a site that throws while loading (its message and file:line)',
+      () => ['serve', join(scratch, 'throws.ts')],
+      /^tsgi: module '.*throws\.ts' failed to load: Error: DATABASE_URL is not set \(at .*\/throws\.ts:2:\d+\)$/,
+      1,
+    ],
+    [
+      'a .mjs site that throws after an await',
+      () => ['serve', join(scratch, 'throws-later.mjs')],
+      /^tsgi: module '.*throws-later\.mjs' failed to load: RangeError: bad config \(at .*\/throws-later\.mjs:2:\d+\)$/,
+      1,
+    ],
+    [
+      'a .ts site in a package that is not an ES module package',
+      () => ['serve', join(scratch, 'commonjs', 'wsgi.ts')],
+      /^tsgi: module '.*wsgi\.ts' failed to load: .* — .*commonjs\/package\.json has no "type": "module", so Node loads .*wsgi\.ts as CommonJS: run `npm pkg set type=module` there$/,
+      1,
+    ],
+    [
+      'a $PORT that is not a port',
+      () => ['serve', probe],
+      /^tsgi: PORT: 'eighty' is not a port \(0-65535\) \(run 'tsgi --help' for usage\)$/,
+      2,
+      { PORT: 'eighty' },
+    ],
+    [
       'a wsgi.ts whose settings module does not exist',
       () => ['serve', join(repo, 'test/fixtures/sites/alpha/wsgi.ts')],
       /^tsgi: settings module 'nowhere\/settings\.ts' was not found/,
@@ -384,6 +431,82 @@ describe('when something is wrong', { concurrency: 3 }, () => {
       assert.equal(result.stdout, '');
     });
   }
+});
+
+describe('tsgi serve --verbose', () => {
+  it('prints the whole stack of what a site threw while loading', async () => {
+    const scratch = await mkdtemp(join(repo, '.tsgi-cli-'));
+    try {
+      await writeFile(
+        join(scratch, 'wsgi.mjs'),
+        "function connect() {\n  throw new Error('refused');\n}\nconnect();\n",
+      );
+      const result = await run(['serve', join(scratch, 'wsgi.mjs'), '--verbose']);
+      assert.equal(result.code, 1);
+      const [line, ...stack] = result.stderr.trimEnd().split('\n');
+      assert.match(
+        line!,
+        /^tsgi: module '.*wsgi\.mjs' failed to load: Error: refused \(at .*wsgi\.mjs:2:9\)$/,
+      );
+      assert.equal(stack[0], 'Error: refused');
+      assert.match(stack[1]!, /^ {4}at connect \(file:\/\/.*wsgi\.mjs:2:9\)$/);
+      assert.match(stack[2]!, /^ {4}at file:\/\/.*wsgi\.mjs:4:1$/);
+    } finally {
+      await rm(scratch, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('$PORT', () => {
+  async function freePort(): Promise<number> {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as { port: number };
+    await new Promise((resolve) => server.close(resolve));
+    return port;
+  }
+
+  it('is where tsgi serve listens when no port is given, on every interface as gunicorn does', async () => {
+    const port = await freePort();
+    const server = tsgi(['serve', probe], { PORT: String(port) });
+    assert.equal(await server.url(), `http://0.0.0.0:${port}`);
+    assert.equal(await (await fetch(`http://127.0.0.1:${port}/`)).text(), 'probe');
+    server.child.kill('SIGTERM');
+    assert.deepEqual(await server.exited, { code: 0, signal: null });
+  });
+
+  it('gives way to --port and keeps --host', async () => {
+    const stdout = capture();
+    const controller = new AbortController();
+    const env = { PORT: '1' };
+    const serving = main(['serve', probe, '--port', '0', '--host', '127.0.0.1'], {
+      stdout,
+      env,
+      signal: controller.signal,
+    });
+    const url = (await stdout.waitFor(/tsgi: serving (\S+)/))[1]!;
+    assert.match(url, /^http:\/\/127\.0\.0\.1:\d+$/);
+    assert.notEqual(url, 'http://127.0.0.1:1');
+    controller.abort();
+    assert.equal(await serving, 0);
+  });
+
+  it('is where tsgi runserver listens, still on 127.0.0.1, when no address is given', async () => {
+    const port = await freePort();
+    const server = tsgi(['runserver', '--noreload'], {
+      TSGI_SETTINGS_MODULE: mysiteSettings,
+      PORT: String(port),
+    });
+    assert.equal(await server.url(), `http://127.0.0.1:${port}`);
+    assert.equal((await fetch(`http://127.0.0.1:${port}/hello`)).status, 200);
+    server.child.kill('SIGTERM');
+    assert.deepEqual(await server.exited, { code: 0, signal: null });
+  });
+
+  it('is named in --help', async () => {
+    const { stdout } = await run(['--help']);
+    assert.match(stdout, /\$PORT/);
+  });
 });
 
 describe('main() called directly', () => {
