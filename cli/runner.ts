@@ -16,7 +16,7 @@ import { logging } from '../middleware/logging.ts';
 import { compose } from '../src/compose.ts';
 import { createHandler, isHandler } from '../src/handler.ts';
 import { oneLine } from '../src/loader.ts';
-import { type RunningServer, serve } from '../src/node.ts';
+import { type RunningServer, serve } from '../src/node/serve.ts';
 import { SignalBus } from '../src/signals.ts';
 import type { Application, Handler } from '../src/types.ts';
 import { notifyParent, type Output } from './supervisor.ts';

@@ -6,10 +6,10 @@
  */
 export { type BodyCloseReason, STATIC_BODY, trackBody } from './body.ts';
 export { compose, defineMiddleware, type Next } from './compose.ts';
-export { fromNodeListener, type RequestListener } from './from-node.ts';
 export { createHandler, type HandlerOptions, isHandler } from './handler.ts';
 export { LoadError, loadApplication } from './loader.ts';
 export { type Mountable, type MountContext, mount } from './mount.ts';
+export { fromNodeListener, type RequestListener } from './node/from-node.ts';
 export {
   type ListenerOptions,
   type NodeListener,
@@ -18,7 +18,7 @@ export {
   type ServeOptions,
   serve,
   toNodeListener,
-} from './node.ts';
+} from './node/serve.ts';
 export {
   type Finisher,
   GracePeriodExceededError,

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { inspect } from 'node:util';
 import { isStaticBody } from '../src/body.ts';
-import { FastResponse, fixedResponse, GlobalResponse, useFastResponse } from '../src/fast-response.ts';
+import { FastResponse, fixedResponse, GlobalResponse, useFastResponse } from '../src/node/fast-response.ts';
 
 const Fast = FastResponse as unknown as typeof Response;
 

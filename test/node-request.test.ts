@@ -13,7 +13,7 @@ import {
   NodeRequest,
   PayloadTooLargeError,
   type RequestSource,
-} from '../src/node-request.ts';
+} from '../src/node/request.ts';
 
 function source(
   method: string,

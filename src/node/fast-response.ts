@@ -26,7 +26,7 @@
  * `formData()` see (they read the content type as it was when the body was made).
  */
 import { Readable } from 'node:stream';
-import { isStaticBody, STATIC_BODY } from './body.ts';
+import { isStaticBody, STATIC_BODY } from '../body.ts';
 
 /** The runtime's own `Response`, captured before any swap. */
 export const GlobalResponse: typeof Response = globalThis.Response;

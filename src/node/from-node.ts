@@ -29,7 +29,7 @@
 import { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
-import type { Application, RequestContext } from './types.ts';
+import type { Application, RequestContext } from '../types.ts';
 
 /** A `node:http` request listener: Express and Connect apps are ones (`next` is optional). */
 export type RequestListener = (

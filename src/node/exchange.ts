@@ -1,0 +1,237 @@
+/**
+ * One request/response exchange with the client, as the Node adapter runs it: it builds the request
+ * scope and the `Request` (a lazy {@link NodeRequest}), calls the site's handler, writes the
+ * `Response` (write.ts), pumps a streaming body with backpressure, and tells the scope exactly once
+ * how the exchange ended:
+ * - `completed` once the whole response was handed to the socket (serve()'s {@link ServedResponse}
+ *   hears it from Node's `detachSocket()`; a foreign host's response from its `'close'` after
+ *   `'finish'`);
+ * - `aborted` when the client went away first (the response's `'close'` without `'finish'`, or the
+ *   connection's socket closing, which is all that pipelined responses queued behind a slow one get);
+ * - `errored` when the body failed midway; the connection is then cut, never ended, so the client
+ *   cannot take a truncated body for a complete one.
+ *
+ * A request whose target and Host header do not make a URL is answered 400 without reaching the
+ * application. A body read past `maxBodySize` makes the answer a 413 whatever the application returned.
+ */
+import { type IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { RequestScope } from '../scope.ts';
+import type { Outcome } from '../types.ts';
+import {
+  absoluteUrl,
+  type Connection,
+  connectionOf,
+  type OpenExchange,
+  originOf,
+  shutDown,
+  type TrackedSocket,
+} from './connection.ts';
+import { fixedResponse } from './fast-response.ts';
+import { GlobalRequest, lookalikeRequests, NodeRequest, type RequestSource } from './request.ts';
+import type { Site } from './site.ts';
+import { cut, discard, textResponse, undiciFixed, writeFixed, writeStreamHead } from './write.ts';
+
+/** One request/response exchange with the client. */
+export class Exchange implements RequestSource, OpenExchange {
+  readonly scope: RequestScope;
+  /** True once the scope was told how the exchange ended. */
+  over = false;
+  tooLarge = false;
+  /** Set when writing the application's response failed, so the 500 page is tried once. */
+  private failedToWrite = false;
+  private readonly connection: Connection;
+  private origin = '';
+  private absoluteUrl: string | undefined = undefined;
+  /** Neighbours in the connection's list of open exchanges. */
+  previous: OpenExchange | undefined = undefined;
+  next: OpenExchange | undefined = undefined;
+  /** Resolves the pump's wait for `'drain'` (also when the exchange ends). */
+  private wake: (() => void) | undefined;
+
+  constructor(
+    readonly site: Site,
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+  ) {
+    const connection = connectionOf(req.socket as TrackedSocket, site);
+    this.connection = connection;
+    this.scope = new RequestScope(connection.scopeOptions);
+    site.open++;
+    connection.add(this);
+    if (res instanceof ServedResponse) res.exchange = this;
+    else res.on('close', () => this.end(res.writableFinished ? 'completed' : 'aborted'));
+  }
+
+  get signal(): AbortSignal {
+    return this.scope.signal;
+  }
+
+  get maxBodySize(): number {
+    return this.site.maxBodySize;
+  }
+
+  /** The request's absolute URL, worked out on first use. */
+  get url(): string {
+    this.absoluteUrl ??= absoluteUrl(this.origin, this.req.url ?? '/')!;
+    return this.absoluteUrl;
+  }
+
+  run(): void {
+    const origin = originOf(this.req, this.connection);
+    // A target that starts with '/' always makes a URL with a valid origin; any other (absolute
+    // form from a proxy, '*') is checked now, so that a bad one is answered 400.
+    const target = this.req.url ?? '/';
+    if (origin !== undefined && target.charCodeAt(0) !== 47) this.absoluteUrl = absoluteUrl(origin, target);
+    if (origin === undefined || (target.charCodeAt(0) !== 47 && this.absoluteUrl === undefined)) {
+      this.res.shouldKeepAlive = false;
+      this.write(textResponse(400, 'Bad Request'));
+      return;
+    }
+    this.origin = origin;
+    const request = new NodeRequest(this);
+    let result: Response | Promise<Response>;
+    try {
+      result = this.site.handler(
+        lookalikeRequests ? (request as unknown as Request) : toUndici(request),
+        this.scope.context,
+      );
+    } catch (error) {
+      this.fail(error);
+      return;
+    }
+    if (result instanceof Promise) {
+      result.then(
+        (response) => this.write(response),
+        (error: unknown) => this.fail(error),
+      );
+    } else {
+      this.write(result);
+    }
+  }
+
+  closed(): void {
+    this.end(this.res.writableFinished ? 'completed' : 'aborted');
+  }
+
+  /** Tells the scope how the exchange ended (the first call decides). */
+  end(outcome: Outcome, error?: unknown): void {
+    if (this.over) return;
+    this.over = true;
+    this.resumeWriting();
+    const connection = this.connection;
+    connection.remove(this);
+    this.scope.end(outcome, error);
+    if (this.site.closing && connection.open === 0) shutDown(connection.socket);
+  }
+
+  /**
+   * The handler failed (it turns application errors into 500s, so that is unexpected), or its
+   * response could not be written: answer 500 and report it.
+   */
+  private fail(error: unknown): void {
+    this.scope.fail(error);
+    this.site.scopeOptions.onError(error);
+    this.write(textResponse(500, 'Internal Server Error'));
+  }
+
+  write(response: Response): void {
+    const res = this.res;
+    if (this.over || res.destroyed) {
+      // The client left before the answer was ready. The scope cancels the bodies it tracks; this
+      // one may be untracked (the handler's own error page), so release it too.
+      discard(response);
+      this.end('aborted');
+      return;
+    }
+    if (this.tooLarge) {
+      discard(response);
+      response = textResponse(413, 'Payload Too Large');
+    }
+    // While closing, the last exchange on a connection says Connection: close (an earlier one would
+    // make Node drop the answers pipelined behind it).
+    if (this.tooLarge || (this.site.closing && this.connection.open <= 1)) {
+      res.shouldKeepAlive = false;
+    }
+    if (this.tooLarge) this.req.resume(); // read the rest and drop it, so the client sees the 413
+    try {
+      const head = this.req.method === 'HEAD';
+      const fixed = fixedResponse(response) ?? undiciFixed(response);
+      if (fixed !== undefined) writeFixed(res, head, fixed, this.scope);
+      else {
+        const stream = writeStreamHead(res, head, response, this.scope);
+        if (stream !== null) void this.pump(stream.getReader());
+      }
+    } catch (error) {
+      // The response cannot be written (a body already read or locked, headers Node refuses…).
+      // Before the head went out the client can still get a 500; after it, only a cut connection.
+      if (!res.headersSent && !this.failedToWrite) {
+        this.failedToWrite = true;
+        this.fail(error);
+        return;
+      }
+      this.end('errored', error);
+      cut(res);
+    }
+  }
+
+  private async pump(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
+    const res = this.res;
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (this.over) return;
+        if (done) break;
+        if (!res.write(value)) {
+          await new Promise<void>((resolve) => {
+            this.wake = resolve;
+            res.once('drain', resolve);
+          });
+          if (this.over) return;
+        }
+      }
+      res.end();
+    } catch (error) {
+      if (this.over) return; // the client left first: the scope cancelled the body
+      this.end('errored', error);
+      cut(res);
+    }
+  }
+
+  resumeWriting(): void {
+    const wake = this.wake;
+    if (wake === undefined) return;
+    this.wake = undefined;
+    this.res.off('drain', wake);
+    wake();
+  }
+}
+
+/**
+ * The response class of serve()'s own server. Node calls `detachSocket()` once the whole response has
+ * been handed to the socket, so the exchange learns there that it completed, with no listener made
+ * per request. An exchange whose connection closes first is ended by the connection, as `aborted`.
+ * (Under toNodeListener() the host's responses are plain ones: the exchange listens for `'close'`.)
+ */
+export class ServedResponse extends ServerResponse {
+  exchange: Exchange | undefined = undefined;
+
+  override detachSocket(socket: Socket): void {
+    super.detachSocket(socket);
+    const exchange = this.exchange;
+    if (exchange === undefined) return;
+    this.exchange = undefined;
+    exchange.end('completed');
+  }
+}
+
+function toUndici(request: NodeRequest): Request {
+  const body = request.body;
+  return new GlobalRequest(request.url, {
+    method: request.method,
+    headers: request.headers,
+    body,
+    signal: request.signal,
+    duplex: 'half',
+  } as RequestInit);
+}

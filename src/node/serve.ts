@@ -1,0 +1,183 @@
+/**
+ * The Node server adapter: `serve(app, options)` runs a tsgi application on `node:http`, and
+ * `toNodeListener(app)` gives the same machinery as a `(req, res)` listener for Express, Connect or a
+ * `node:http` server of your own.
+ *
+ * The adapter only translates, one seam per file: site.ts (what a server shares between requests),
+ * connection.ts (a socket's open exchanges, pipelining order, the origin), exchange.ts (one request and
+ * its response, and how it ended), write.ts (a Response onto a ServerResponse), request.ts (the lazy
+ * `Request`), fast-response.ts (the light `Response`), from-node.ts (Node listeners inside tsgi).
+ *
+ * Speed: while a server runs tsgi, the global `Response` is tsgi's `FastResponse`, and requests are
+ * `NodeRequest`s; both become real undici objects only when something needs more than their plain
+ * fields. `serve()` swaps the global when it starts listening; `toNodeListener()` when its host server
+ * sends it a first connection. Each puts the original back when that server closes (the last one to
+ * close, if several run). An undici `Response` made from a string or bytes (made before the swap,
+ * or by `Response.redirect()`) is written from that data too, without reading its stream.
+ *
+ * Request bodies: `request.body` reads the socket only when the application reads it. Past
+ * `maxBodySize` bytes the read fails with {@link PayloadTooLargeError}, and the server answers 413
+ * (whatever the application returned) and closes the connection afterwards.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { Server as NetServer } from 'node:net';
+import type { Application } from '../types.ts';
+import { CONNECTION, shutDown, type TrackedSocket } from './connection.ts';
+import { Exchange, ServedResponse } from './exchange.ts';
+import { useFastResponse } from './fast-response.ts';
+import { PayloadTooLargeError } from './request.ts';
+import { type ListenerOptions, Site } from './site.ts';
+
+export type { ListenerOptions };
+export { PayloadTooLargeError };
+
+/**
+ * Options of {@link serve}.
+ *
+ * @example
+ * await serve(handler, { host: '0.0.0.0', port: 8000, keepAliveTimeout: 65_000, gracefulTimeout: 10_000 });
+ */
+export interface ServeOptions extends ListenerOptions {
+  /** Port to listen on; 0 picks a free one. Default: 8000. */
+  port?: number;
+  /** Interface to listen on. Default: `127.0.0.1`. */
+  host?: string;
+  /** Time allowed to receive a request's headers (ms). Default: 60 000. */
+  headersTimeout?: number;
+  /** Time allowed to receive a whole request (ms). Default: 300 000. */
+  requestTimeout?: number;
+  /** How long an idle keep-alive connection stays open (ms). Default: 5000. */
+  keepAliveTimeout?: number;
+  /** How long `close()` lets in-flight requests run before it cuts their connections (ms). Default: 30 000. */
+  gracefulTimeout?: number;
+}
+
+/**
+ * A running server, as {@link serve} resolves it.
+ *
+ * @example
+ * const server = await serve(handler, { port: 0 });
+ * const response = await fetch(`${server.url}/hello`);
+ * await server.close();
+ */
+export interface RunningServer {
+  /** The port listened on (the real one when `port: 0` was asked for). */
+  readonly port: number;
+  /** The server's base URL, without a trailing slash: `http://127.0.0.1:8000`. */
+  readonly url: string;
+  /** The underlying `node:http` server. */
+  readonly server: Server;
+  /**
+   * Stops accepting connections, closes idle keep-alive connections at once, lets in-flight requests
+   * finish (for at most `gracefulTimeout`, then cuts them), and resolves once every request scope has
+   * closed. Calling it again returns the same promise.
+   */
+  close(): Promise<void>;
+}
+
+/**
+ * A `node:http` request listener; `next` is accepted (and unused) so Connect and Express can mount it.
+ *
+ * @example
+ * const listener: NodeListener = toNodeListener(handler);
+ * http.createServer(listener).listen(8000);
+ */
+export type NodeListener = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  next?: (error?: unknown) => void,
+) => void;
+
+/**
+ * Wraps a tsgi application as a `node:http` request listener, with the whole request lifecycle
+ * (scope, signals, disconnect detection) intact. A plain application is wrapped in `createHandler()`
+ * so its signals fire. From the first connection its host server gives it until that server closes,
+ * the global `Response` is tsgi's FastResponse (see the module notes).
+ *
+ * @example
+ * import express from 'express';
+ * const site = express();
+ * site.use('/api', toNodeListener(createHandler(api, { middleware: [logging()] })));
+ * site.listen(8000);
+ */
+export function toNodeListener(app: Application, options: ListenerOptions = {}): NodeListener {
+  const site = new Site(app, options);
+  site.hosted = true;
+  return listenerFor(site);
+}
+
+function listenerFor(site: Site): NodeListener {
+  return function tsgiListener(req, res) {
+    new Exchange(site, req, res).run();
+  };
+}
+
+/**
+ * Serves a tsgi application over HTTP/1.1 on `node:http`. A plain application is wrapped in
+ * `createHandler()` so its signals fire.
+ *
+ * @example
+ * const server = await serve(createHandler(application), { port: 8000 });
+ * console.log(`listening on ${server.url}`);
+ * process.on('SIGTERM', () => server.close());
+ */
+export async function serve(app: Application, options: ServeOptions = {}): Promise<RunningServer> {
+  const site = new Site(app, options);
+  const host = options.host ?? '127.0.0.1';
+  const gracefulTimeout = options.gracefulTimeout ?? 30_000;
+  const server = createServer(
+    {
+      headersTimeout: options.headersTimeout ?? 60_000,
+      requestTimeout: options.requestTimeout ?? 300_000,
+      keepAliveTimeout: options.keepAliveTimeout ?? 5000,
+      ServerResponse: ServedResponse,
+    },
+    listenerFor(site),
+  );
+  const sockets = new Set<TrackedSocket>();
+  server.on('connection', (socket: TrackedSocket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  const release = useFastResponse();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port ?? 8000, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (error) {
+    release();
+    throw error;
+  }
+  const address = server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : (options.port ?? 8000);
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+
+  let closed: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closed ??= (async () => {
+      site.closing = true;
+      // Not server.close(): since Node 19 it also calls closeIdleConnections(), which destroys a
+      // connection whose response has ended but is still being flushed to a slow client, and the
+      // responses pipelined behind it. Idle connections are closed here instead.
+      const stopped = new Promise<void>((resolve) => NetServer.prototype.close.call(server, () => resolve()));
+      for (const socket of sockets) if (!socket[CONNECTION]?.open) shutDown(socket);
+      const timer = setTimeout(() => {
+        for (const socket of sockets) socket.destroy();
+      }, gracefulTimeout);
+      try {
+        await site.idle();
+        await stopped;
+      } finally {
+        clearTimeout(timer);
+        release();
+      }
+    })();
+    return closed;
+  };
+  // Its responses are ServedResponses, a ServerResponse subclass: to users it is a plain http.Server.
+  return { port, url, server: server as unknown as Server, close };
+}

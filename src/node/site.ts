@@ -1,0 +1,87 @@
+/**
+ * A site: what one `serve()` server or one `toNodeListener()` listener shares between its requests —
+ * the handler, the limits, the request-scope options, whether it is closing, how many exchanges are
+ * still open (so `close()` can wait for them), and, for a listener inside a foreign host, which host
+ * servers hold the FastResponse swap.
+ */
+import type { Server as NetServer } from 'node:net';
+import { createHandler, isHandler } from '../handler.ts';
+import type { Application, Handler } from '../types.ts';
+import { useFastResponse } from './fast-response.ts';
+
+/**
+ * Options shared by {@link serve} and {@link toNodeListener}.
+ *
+ * @example
+ * const listener = toNodeListener(handler, { maxBodySize: 10 * 1024 * 1024, gracePeriodMs: 2000 });
+ */
+export interface ListenerOptions {
+  /** Largest request body the application may read, in bytes; past it the server answers 413. Default: 1 MiB. */
+  maxBodySize?: number;
+  /** How long body cancellations and close callbacks may take once a request is over (ms). Default: 1000. */
+  gracePeriodMs?: number;
+  /** Where request-scope problems are reported. Default: the handler's `signals.onError`. */
+  onError?: (error: unknown) => void;
+}
+
+export const DEFAULT_MAX_BODY_SIZE = 1024 * 1024;
+
+/** What one listener (one site) shares between its requests. */
+export class Site {
+  readonly handler: Handler;
+  readonly maxBodySize: number;
+  readonly scopeOptions: { gracePeriodMs: number; onError: (error: unknown) => void; onFinished: () => void };
+  /** Set by `close()`: answers go out with `Connection: close`, and sockets close when their last exchange ends. */
+  closing = false;
+  /** Exchanges whose scope has not finished yet. */
+  open = 0;
+  /** Set for toNodeListener(): the server is someone else's. */
+  hosted = false;
+  /** toNodeListener: the host servers seen, each holding the FastResponse swap until it closes. */
+  private hosts: Set<NetServer> | undefined;
+  private whenIdle: (() => void) | undefined;
+
+  constructor(app: Application, options: ListenerOptions) {
+    if (typeof app !== 'function') {
+      throw new TypeError(
+        `tsgi: the application must be a function (request, context) => Response, got ${app === null ? 'null' : typeof app}`,
+      );
+    }
+    this.handler = isHandler(app) ? app : createHandler(app);
+    this.maxBodySize = options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE;
+    const bus = this.handler.signals;
+    this.scopeOptions = {
+      gracePeriodMs: options.gracePeriodMs ?? 1000,
+      onError: options.onError ?? ((error: unknown) => bus.onError(error, 'request_scope')),
+      onFinished: () => this.scopeFinished(),
+    };
+  }
+
+  /** Swaps in FastResponse while `server`, a host running this listener, is serving. */
+  useFastResponseWhile(server: NetServer | undefined): void {
+    if (server === undefined || this.hosts?.has(server)) return;
+    this.hosts ??= new Set();
+    this.hosts.add(server);
+    const release = useFastResponse();
+    server.once('close', () => {
+      this.hosts?.delete(server);
+      release();
+    });
+  }
+
+  /** Resolves once every exchange's scope has finished. */
+  idle(): Promise<void> {
+    if (this.open === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.whenIdle = resolve;
+    });
+  }
+
+  scopeFinished(): void {
+    if (--this.open === 0 && this.whenIdle !== undefined) {
+      const resolve = this.whenIdle;
+      this.whenIdle = undefined;
+      resolve();
+    }
+  }
+}
