@@ -20,7 +20,8 @@
 import { createWriteStream } from 'node:fs';
 import { gzip, logging } from '../middleware/index.ts';
 import { isStaticBody } from '../src/body.ts';
-import { type Application, createHandler, type Middleware, RequestScope, SignalBus } from '../src/index.ts';
+import { RequestScope } from '../src/host.ts';
+import { type Application, createHandler, type Middleware, SignalBus } from '../src/index.ts';
 
 const ROUNDS = 3;
 const REQUESTS = 20_000;

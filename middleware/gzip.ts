@@ -29,7 +29,7 @@
 import { promisify } from 'node:util';
 import { constants, createGzip, type Gzip, gzip as gzipBuffer } from 'node:zlib';
 import { match, P } from 'ts-pattern';
-import { isStaticBody } from '../src/body.ts';
+import { isStaticBody } from '../src/host.ts';
 import type { Middleware } from '../src/index.ts';
 
 /** Options of {@link gzip}. */

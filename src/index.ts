@@ -2,13 +2,15 @@
  * tsgi: a gateway interface for TypeScript web applications — WSGI's idea on WHATWG fetch, with
  * lifecycle signals that fire exactly once per request.
  *
- * The public surface is this list; every name here is documented where it is defined.
+ * The public surface is this list; every name here is documented where it is defined. What a host
+ * that owns request scopes itself needs (RequestScope, scopeOf, STATIC_BODY) is in `tsgi/host`.
  */
-export { type BodyCloseReason, STATIC_BODY, trackBody } from './body.ts';
+export { type BodyCloseReason, trackBody } from './body.ts';
 export { compose, defineMiddleware, type Next } from './compose.ts';
 export { createHandler, type HandlerOptions, isHandler } from './handler.ts';
 export { LoadError, loadApplication } from './loader.ts';
 export { type Mountable, type MountContext, mount } from './mount.ts';
+export { FastResponse } from './node/fast-response.ts';
 export { fromNodeListener, type RequestListener } from './node/from-node.ts';
 export {
   type ListenerOptions,
@@ -19,15 +21,7 @@ export {
   serve,
   toNodeListener,
 } from './node/serve.ts';
-export {
-  type Finisher,
-  GracePeriodExceededError,
-  InvalidResponseError,
-  RequestScope,
-  ScopeClosedError,
-  type ScopeOptions,
-  scopeOf,
-} from './scope.ts';
+export { GracePeriodExceededError, InvalidResponseError, ScopeClosedError } from './scope.ts';
 export {
   getWsgiApplication,
   ImproperlyConfigured,

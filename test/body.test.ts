@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isStaticBody, proxyBody } from '../src/body.ts';
-import { type BodyCloseReason, STATIC_BODY, trackBody } from '../src/index.ts';
+import { STATIC_BODY } from '../src/host.ts';
+import { type BodyCloseReason, trackBody } from '../src/index.ts';
 import { readText, recordingStream } from './fixtures/streams.ts';
 
 function tracked(response: Response): { response: Response; reasons: BodyCloseReason[] } {

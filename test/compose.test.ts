@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { RequestScope } from '../src/host.ts';
 import {
   type Application,
   compose,
@@ -7,7 +8,6 @@ import {
   defineMiddleware,
   InvalidResponseError,
   type Middleware,
-  RequestScope,
   SignalBus,
 } from '../src/index.ts';
 import { passesThrough } from './fixtures/middleware.ts';

@@ -4,13 +4,13 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import express from 'express';
+import { RequestScope } from '../src/host.ts';
 import {
   type Application,
   createHandler,
   fromNodeListener,
   type RequestFinishedEvent,
   type RequestListener,
-  RequestScope,
   SignalBus,
 } from '../src/index.ts';
 import { deferred, get, open, withServer } from './fixtures/client.ts';

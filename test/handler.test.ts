@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { RequestScope } from '../src/host.ts';
 import {
   type Application,
   createHandler,
@@ -7,7 +8,6 @@ import {
   isHandler,
   type Middleware,
   type RequestFinishedEvent,
-  RequestScope,
   SignalBus,
 } from '../src/index.ts';
 import { exchange } from './fixtures/host.ts';

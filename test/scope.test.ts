@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { GracePeriodExceededError, RequestScope, ScopeClosedError, scopeOf } from '../src/index.ts';
+import { RequestScope, scopeOf } from '../src/host.ts';
+import { GracePeriodExceededError, ScopeClosedError } from '../src/index.ts';
 import { generatorStream, recordingStream } from './fixtures/streams.ts';
 
 function scopeWithReports(gracePeriodMs = 1000): { scope: RequestScope; reported: unknown[] } {

@@ -1,0 +1,22 @@
+/**
+ * `tsgi/host`: for hosts — a server or runtime adapter that owns request scopes itself, as tsgi's
+ * Node adapter does — and for middleware that needs to know whether a body is fixed data. Sites and
+ * ordinary middleware never need these; the root export (`tsgi`) is the public API.
+ *
+ * - {@link RequestScope}: one request's lifecycle (its context, signal, tracked bodies, close
+ *   callbacks and finishers); a host creates one per request, passes `scope.context` to the
+ *   application, sets `status`/`bytesSent` as it writes, and calls `end(outcome)` when the exchange
+ *   with the client is over.
+ * - {@link scopeOf}: the scope behind a context a host made (undefined for any other context).
+ * - {@link STATIC_BODY} / {@link isStaticBody}: the mark of a response whose body is a fixed string
+ *   or bytes, which holds nothing to release and is never wrapped in a stream.
+ *
+ * @example
+ * import { RequestScope } from 'tsgi/host';
+ * const scope = new RequestScope({ remoteAddress: socket.remoteAddress });
+ * const response = await handler(request, scope.context);
+ * // … write it, then:
+ * scope.end('completed');
+ */
+export { isStaticBody, STATIC_BODY } from './body.ts';
+export { type Finisher, RequestScope, type ScopeOptions, scopeOf } from './scope.ts';
