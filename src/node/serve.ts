@@ -8,11 +8,12 @@
  * its response, and how it ended), write.ts (a Response onto a ServerResponse), request.ts (the lazy
  * `Request`), fast-response.ts (the light `Response`), from-node.ts (Node listeners inside tsgi).
  *
- * Speed: while a server runs tsgi, the global `Response` is tsgi's `FastResponse`, and requests are
- * `NodeRequest`s; both become real undici objects only when something needs more than their plain
- * fields. `serve()` swaps the global when it starts listening; `toNodeListener()` when its host server
- * sends it a first connection. Each puts the original back when that server closes (the last one to
- * close, if several run). An undici `Response` made from a string or bytes (made before the swap,
+ * Speed: requests are `NodeRequest`s, and while a `serve()` server runs the global `Response` is
+ * tsgi's `FastResponse`; both become real undici objects only when something needs more than their
+ * plain fields. `serve()` swaps the global when it starts listening (unless `fastResponse: false`);
+ * `toNodeListener()` leaves a foreign host's global alone unless asked (`fastResponse: true`, then
+ * from its host server's first connection). Each puts the original back when that server closes (the
+ * last one to close, if several run). An undici `Response` made from a string or bytes (made before the swap,
  * or by `Response.redirect()`) is written from that data too, without reading its stream.
  *
  * Request bodies: `request.body` reads the socket only when the application reads it. Past
@@ -27,6 +28,7 @@ import { Exchange, ServedResponse } from './exchange.ts';
 import { useFastResponse } from './fast-response.ts';
 import { PayloadTooLargeError } from './request.ts';
 import { type ListenerOptions, Site } from './site.ts';
+import { noop } from './write.ts';
 
 export type { ListenerOptions };
 export { PayloadTooLargeError };
@@ -91,8 +93,8 @@ export type NodeListener = (
 /**
  * Wraps a tsgi application as a `node:http` request listener, with the whole request lifecycle
  * (scope, signals, disconnect detection) intact. A plain application is wrapped in `createHandler()`
- * so its signals fire. From the first connection its host server gives it until that server closes,
- * the global `Response` is tsgi's FastResponse (see the module notes).
+ * so its signals fire. The global `Response` is left alone unless `options.fastResponse` is true (see
+ * {@link ListenerOptions.fastResponse}).
  *
  * @example
  * import express from 'express';
@@ -101,9 +103,7 @@ export type NodeListener = (
  * site.listen(8000);
  */
 export function toNodeListener(app: Application, options: ListenerOptions = {}): NodeListener {
-  const site = new Site(app, options);
-  site.hosted = true;
-  return listenerFor(site);
+  return listenerFor(new Site(app, options, true));
 }
 
 function listenerFor(site: Site): NodeListener {
@@ -122,7 +122,7 @@ function listenerFor(site: Site): NodeListener {
  * process.on('SIGTERM', () => server.close());
  */
 export async function serve(app: Application, options: ServeOptions = {}): Promise<RunningServer> {
-  const site = new Site(app, options);
+  const site = new Site(app, options, false);
   const host = options.host ?? '127.0.0.1';
   const gracefulTimeout = options.gracefulTimeout ?? 30_000;
   const server = createServer(
@@ -139,7 +139,7 @@ export async function serve(app: Application, options: ServeOptions = {}): Promi
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
   });
-  const release = useFastResponse();
+  const release = site.fastResponse ? useFastResponse() : noop;
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

@@ -7,7 +7,7 @@
 import type { Server as NetServer } from 'node:net';
 import { createHandler, isHandler } from '../handler.ts';
 import type { Application, Handler } from '../types.ts';
-import { useFastResponse } from './fast-response.ts';
+import { type FastResponse, useFastResponse } from './fast-response.ts';
 
 /**
  * Options shared by {@link serve} and {@link toNodeListener}.
@@ -22,6 +22,15 @@ export interface ListenerOptions {
   gracePeriodMs?: number;
   /** Where request-scope problems are reported. Default: the handler's `signals.onError`. */
   onError?: (error: unknown) => void;
+  /**
+   * Make the global `Response` tsgi's {@link FastResponse} while this server runs, so that
+   * `new Response(text)` costs what an object costs (`instanceof Response` still holds both ways).
+   * Replacing a global affects all code in the process — a `class X extends Response` defined while
+   * it is swapped, a library comparing constructors — so it is never done by surprise: default `true`
+   * for `serve()` (tsgi owns the process), `false` for `toNodeListener()` (the host is someone
+   * else's). With `false`, responses are undici's own and are written from their bytes all the same.
+   */
+  fastResponse?: boolean;
 }
 
 export const DEFAULT_MAX_BODY_SIZE = 1024 * 1024;
@@ -36,12 +45,14 @@ export class Site {
   /** Exchanges whose scope has not finished yet. */
   open = 0;
   /** Set for toNodeListener(): the server is someone else's. */
-  hosted = false;
+  readonly hosted: boolean;
+  /** Whether the global Response is swapped while this site's servers run. */
+  readonly fastResponse: boolean;
   /** toNodeListener: the host servers seen, each holding the FastResponse swap until it closes. */
   private hosts: Set<NetServer> | undefined;
   private whenIdle: (() => void) | undefined;
 
-  constructor(app: Application, options: ListenerOptions) {
+  constructor(app: Application, options: ListenerOptions, hosted: boolean) {
     if (typeof app !== 'function') {
       throw new TypeError(
         `tsgi: the application must be a function (request, context) => Response, got ${app === null ? 'null' : typeof app}`,
@@ -49,6 +60,8 @@ export class Site {
     }
     this.handler = isHandler(app) ? app : createHandler(app);
     this.maxBodySize = options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE;
+    this.hosted = hosted;
+    this.fastResponse = options.fastResponse ?? !hosted;
     const bus = this.handler.signals;
     this.scopeOptions = {
       gracePeriodMs: options.gracePeriodMs ?? 1000,
@@ -59,7 +72,7 @@ export class Site {
 
   /** Swaps in FastResponse while `server`, a host running this listener, is serving. */
   useFastResponseWhile(server: NetServer | undefined): void {
-    if (server === undefined || this.hosts?.has(server)) return;
+    if (!this.fastResponse || server === undefined || this.hosts?.has(server)) return;
     this.hosts ??= new Set();
     this.hosts.add(server);
     const release = useFastResponse();
