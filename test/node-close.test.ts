@@ -176,9 +176,9 @@ describe('the global Response while serving', () => {
     assert.equal(globalThis.Response, original);
   });
 
-  it('is swapped for toNodeListener() once its host server has a connection, until the host closes', async () => {
+  it('is swapped for toNodeListener({ fastResponse: true }) once its host server has a connection, until the host closes', async () => {
     const original = globalThis.Response;
-    const server = http.createServer(toNodeListener(() => new Response('hosted')));
+    const server = http.createServer(toNodeListener(() => new Response('hosted'), { fastResponse: true }));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     assert.equal(globalThis.Response, original, 'nothing is swapped before a request comes');
     const { port } = server.address() as { port: number };
