@@ -100,6 +100,13 @@ export interface BodyHandle {
    */
   cancel(reason: unknown): Promise<void>;
   /**
+   * Cancels the source as {@link cancel} does, but ends the proxy cleanly: for a consumer that has
+   * stopped reading it of its own accord (a host that aborted `request.signal`, or that stopped at
+   * the content-length). Deno logs an error in a response body it holds, and nobody is left to
+   * take the end for a complete body.
+   */
+  release(reason: unknown): Promise<void>;
+  /**
    * Replaces the callbacks given to {@link proxyBody} (so one proxy can serve both the layer boundary
    * and the owner writing the body). A body already closed reports at once.
    */
@@ -151,6 +158,7 @@ export function proxyBody(
   let chunkHook = onChunk;
   let closedWith: BodyCloseReason | undefined;
   let closed = false;
+  /** Set once the source is being cancelled, by the scope or by the proxy's consumer. */
   let abandoned: { reason: unknown } | undefined;
   let cancelling: Promise<void> | undefined;
   let controller!: ReadableStreamDefaultController<Uint8Array>;
@@ -165,12 +173,31 @@ export function proxyBody(
   // One cancellation, however many ask for it: a second caller waits for the same one to settle
   // (an async generator's finally runs only after its pending await).
   const cancelSource = (reason: unknown): Promise<void> => {
+    // Recorded before the source hears of it: cancelling a source resolves a read still pending on
+    // it as `done`, and the pull waiting on that read must not take it for the end of the body.
+    abandoned ??= { reason };
     cancelling ??= reader.cancel(reason).then(
       () => finish({ outcome: 'cancelled', reason }),
       // A source whose cancel throws is still over for us: onClose runs either way.
       () => finish({ outcome: 'cancelled', reason }),
     );
     return cancelling;
+  };
+
+  const stop = (reason: unknown, cleanly: boolean): Promise<void> => {
+    if (closed) return Promise.resolve();
+    if (cancelling !== undefined) return cancelling;
+    abandoned = { reason };
+    try {
+      // Whoever still reads the proxy (a tee branch, a forgotten reader) sees an error, not a
+      // clean end that would pass for a complete body; only a consumer that stopped reading of its
+      // own accord is given the clean end.
+      if (cleanly) controller.close();
+      else controller.error(reason);
+    } catch {
+      // Already closed or errored: nothing left to tell a reader.
+    }
+    return cancelSource(reason);
   };
 
   const stream = new ReadableStream<Uint8Array>(
@@ -188,7 +215,9 @@ export function proxyBody(
           c.error(error);
           return;
         }
-        if (abandoned !== undefined) return; // the scope cancelled it and already errored `c`
+        // Cancelled while the read was pending: by the scope, which already errored `c`, or by the
+        // consumer, which already closed it. Either way it is a cancel, whatever the read returned.
+        if (abandoned !== undefined) return;
         if (result.done) {
           finish({ outcome: 'completed' });
           c.close();
@@ -211,17 +240,10 @@ export function proxyBody(
       return closed;
     },
     cancel(reason) {
-      if (closed) return Promise.resolve();
-      if (cancelling !== undefined) return cancelling;
-      abandoned = { reason };
-      try {
-        // Whoever still reads the proxy (a tee branch, a forgotten reader) sees an error, not a
-        // clean end that would pass for a complete body.
-        controller.error(reason);
-      } catch {
-        // Already closed or errored: nothing left to tell a reader.
-      }
-      return cancelSource(reason);
+      return stop(reason, false);
+    },
+    release(reason) {
+      return stop(reason, true);
     },
     watch(onClose, onChunk) {
       if (closedWith !== undefined) {

@@ -12,7 +12,10 @@
  * connection must run once per request, not once per handler); each still reports its own
  * exceptions and counts its own `inFlight`. Called without one (`handler.fetch(request)`, or a foreign host passing only
  * the request or a context of its own), it makes its own scope, which closes when the body of the
- * response it returns is read to the end (`completed`), cancelled (`aborted`) or fails (`errored`).
+ * response it returns is read to the end (`completed`), cancelled (`aborted`) or fails (`errored`),
+ * or when the host aborts `request.signal` first (`aborted`: how Bun and Deno say the client left,
+ * also while the application is still running). A scope that has closed ignores a later abort: Deno
+ * aborts `request.signal` after every response it sent in full, too.
  */
 import { withBody } from './body.ts';
 import { compose } from './compose.ts';
@@ -99,7 +102,14 @@ export function createHandler(app: Application, options: HandlerOptions = {}): H
     }
     const result = run(scope, request, ctx);
     if (joined !== undefined) return result;
-    return result instanceof Promise ? closeLater(scope, result) : closeWithBody(scope, result);
+    // Only a scope of our own listens to the host: the Node adapter passes a context and says
+    // itself when the client left. Followed once the chain has started, so that an abort seen
+    // here cannot close the scope before the application ran.
+    const signal = request.signal;
+    if (signal) scope.follow(signal);
+    return result instanceof Promise
+      ? closeLater(scope, request, result)
+      : closeWithBody(scope, request, result);
   };
 
   /**
@@ -158,30 +168,66 @@ function finishedEvent(
     : { sender, request, context, status, bytesSent, durationMs, outcome, error: failure.error };
 }
 
-function closeLater(scope: RequestScope, result: Promise<Response>): Promise<Response> {
-  return result.then((response) => closeWithBody(scope, response));
+function closeLater(scope: RequestScope, request: Request, result: Promise<Response>): Promise<Response> {
+  return result.then((response) => closeWithBody(scope, request, response));
 }
 
 /** For a scope of our own: it closes when the body we return is over. */
-function closeWithBody(scope: RequestScope, response: Response): Response {
+function closeWithBody(scope: RequestScope, request: Request, response: Response): Response {
+  if (scope.isClosing) return answeredLate(scope, response);
   scope.status = response.status;
+  scope.declaredLength = declaredLength(request, response);
   const body = response.body;
   if (body === null) {
     scope.end('completed');
     return response;
   }
+  // A HEAD response's body reaches no client, even when the host reads some of it (Deno does).
+  const sent = request.method !== 'HEAD';
   try {
-    const stream = scope.own(body, (reason) => {
-      if (reason.outcome === 'completed') scope.end('completed');
-      else if (reason.outcome === 'cancelled') scope.end('aborted');
-      else scope.end('errored', reason.error);
-    });
+    const stream = scope.own(
+      body,
+      (reason) => {
+        if (reason.outcome === 'completed') scope.end('completed');
+        else if (reason.outcome === 'cancelled') scope.hostEnded();
+        else scope.end('errored', reason.error);
+      },
+      sent,
+    );
     // own() hands back the boundary's proxy itself when it already holds this body: no new Response.
     return stream === body ? response : withBody(response, stream);
   } catch (error) {
     scope.end('errored', error);
     throw error;
   }
+}
+
+/**
+ * The client left before the application answered (the host aborted request.signal): nothing of
+ * this response is sent, so status and bytes stay 0. Its body is cancelled at once (by the layer
+ * boundary that tracked it, or by own(), which does so once closing has begun), and the host gets
+ * an answer without one: Deno logs the error of a cancelled body in its hands, though nobody reads it.
+ */
+function answeredLate(scope: RequestScope, response: Response): Response {
+  const body = response.body;
+  if (body === null) return response;
+  if (!body.locked) scope.own(body, ignore);
+  return new Response(null, {
+    status: response.status,
+    statusText: response.statusText,
+    headers: response.headers,
+  });
+}
+
+function ignore(): void {}
+
+/** How many body bytes `response` says it has (none for HEAD), or -1 if it does not say. */
+function declaredLength(request: Request, response: Response): number {
+  if (request.method === 'HEAD') return 0;
+  const header = response.headers.get('content-length');
+  if (header === null) return -1;
+  const length = Number(header);
+  return Number.isSafeInteger(length) && length >= 0 ? length : -1;
 }
 
 function errorResponse(error: unknown, debug: boolean): Response {

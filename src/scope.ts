@@ -5,7 +5,8 @@
  * foreign host calls us) and closes it when the exchange with the client is over. Closing is
  * idempotent and always does the same things, in this order:
  *
- * 1. records the outcome and duration, and aborts `context.signal` unless the response completed;
+ * 1. records the outcome and duration, aborts `context.signal` unless the response completed, and
+ *    stops following the host's signal (see `follow()`);
  * 2. waits until the application and every middleware have returned or thrown (code still running
  *    must not lose its database connection under it);
  * 3. cancels every tracked body still open through the scope's own handle on its source, and waits for
@@ -88,6 +89,8 @@ interface Rare {
   resolveFinished?: (info: FinishInfo) => void;
   /** Finishers after the first, with their request and context. */
   moreFinishers?: [Finisher, Request | undefined, RequestContext | undefined][];
+  /** The host's signal this scope follows, while it is open. */
+  host?: HostSignalListener;
 }
 
 const defaultReport = (error: unknown): void => console.error(error);
@@ -111,11 +114,19 @@ export class RequestScope {
   durationMs = 0;
   /** The exception the application or a body raised (the first one), if any. */
   failure: { error: unknown } | undefined = undefined;
+  /**
+   * The body length the response declared (its content-length; 0 for HEAD), or -1. The owner sets
+   * it when it knows, so that {@link hostEnded} can tell a host that stopped once it had sent all of
+   * that from a client that left.
+   */
+  declaredLength = -1;
 
   private readonly startedAt = clock.now();
   private readonly options: ScopeOptions;
   private active = 0;
   private bodies: BodyHandle[] = NONE as never[];
+  /** The body the owner took with {@link own}: the one the client is sent. */
+  private owned: BodyHandle | undefined = undefined;
   private known: unknown[] = NONE as never[];
   private callbacks: CloseCallback[] = NONE as never[];
   /** The first finisher (nearly always the only one: one handler per bus), with its request and context. */
@@ -173,6 +184,39 @@ export class RequestScope {
     rare.abort ??= new AbortController();
     if (this.outcome !== undefined && this.outcome !== 'completed') rare.abort.abort(this.abortReason());
     return rare.abort.signal;
+  }
+
+  /**
+   * Follows the host's `signal` (a fetch host's `request.signal`: Bun and Deno tell a fetch handler
+   * that its client left only by aborting it): an abort before closing began is {@link hostEnded}.
+   * The listener is removed when closing begins, so a signal the host keeps longer holds nothing of
+   * the request, and a later abort is ignored (Deno also aborts `request.signal` after every
+   * response it sent in full).
+   */
+  follow(signal: AbortSignal): void {
+    if (this.outcome !== undefined) return;
+    if (signal.aborted) {
+      this.hostEnded();
+      return;
+    }
+    const listener = new HostSignalListener(this, signal);
+    this.extra().host = listener;
+    signal.addEventListener('abort', listener);
+  }
+
+  /**
+   * The host ended the exchange before the body did (it aborted `request.signal`, or cancelled the
+   * body): `completed` when the client already had every byte the response declared (Deno stops
+   * reading at the content-length, then aborts the signal and cancels the body), else `aborted`.
+   */
+  hostEnded(): void {
+    if (this.outcome !== undefined) return;
+    const declared = this.declaredLength;
+    const outcome = declared >= 0 && this.bytesSent >= declared ? 'completed' : 'aborted';
+    // The host has stopped reading the body it holds: end it cleanly, as an error in its hands would
+    // be logged (Deno does) for a response that nobody reads any more.
+    if (this.owned !== undefined) void this.owned.release(new ScopeClosedError(outcome));
+    this.end(outcome);
   }
 
   /** Code of the request started running (the handler holds the scope open around its chain). */
@@ -238,23 +282,31 @@ export class RequestScope {
 
   /**
    * Takes the owner's own handle on the final body: the scope cancels it on close like any other,
-   * and `onChunk` counts what is handed on.
+   * and what is handed on counts in `bytesSent` unless `sent` is false (a host that reads the body
+   * of a HEAD response but sends none of it: Deno does).
    */
   own(
     body: ReadableStream<Uint8Array>,
     onClose: (reason: BodyCloseReason) => void,
+    sent = true,
   ): ReadableStream<Uint8Array> {
-    const count = (bytes: number) => {
-      this.bytesSent += bytes;
-    };
+    const count = sent
+      ? (bytes: number) => {
+          this.bytesSent += bytes;
+        }
+      : undefined;
     // The body a boundary already proxied needs no second proxy: the owner takes over its handle.
     const known = this.bodies.find((handle) => handle.stream === body);
     if (known !== undefined && !body.locked) {
       known.watch(onClose, count);
+      this.owned = known;
       return body;
     }
     const handle = proxyBody(body, onClose, count);
     this.bodies = append(this.bodies, handle);
+    this.owned = handle;
+    // A body handed over after the client left (an application that answered late) goes nowhere.
+    if (this.outcome !== undefined) void handle.cancel(new ScopeClosedError(this.outcome));
     return handle.stream;
   }
 
@@ -323,7 +375,14 @@ export class RequestScope {
     if (error !== undefined) this.fail(error);
     this.outcome = outcome;
     this.durationMs = clock.now() - this.startedAt;
-    if (outcome !== 'completed') this.rare?.abort?.abort(this.abortReason());
+    const rare = this.rare;
+    if (rare !== undefined) {
+      if (rare.host !== undefined) {
+        rare.host.signal.removeEventListener('abort', rare.host);
+        rare.host = undefined;
+      }
+      if (outcome !== 'completed') rare.abort?.abort(this.abortReason());
+    }
     // Steps 2 to 5: synchronous when there is nothing to wait for, as on most requests.
     if (this.active > 0 || this.bodies.some(isOpen)) void this.runCloseAfterWaits();
     else this.runCallbacks();
@@ -412,6 +471,7 @@ export class RequestScope {
       this.runFinisher(this.finisher, this.finisherRequest, this.finisherContext);
     this.bodies = NONE as never[];
     this.known = NONE as never[];
+    this.owned = undefined;
     this.last = NOTHING;
     this.lastPromise = NOTHING;
     this.phase = 2;
@@ -455,6 +515,18 @@ export class RequestScope {
         });
       }
     });
+  }
+}
+
+/** Hears the host's abort for one scope: an object with `handleEvent`, not a closure per request. */
+class HostSignalListener implements EventListenerObject {
+  constructor(
+    private readonly scope: RequestScope,
+    readonly signal: AbortSignal,
+  ) {}
+
+  handleEvent(): void {
+    this.scope.hostEnded();
   }
 }
 
