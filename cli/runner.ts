@@ -36,6 +36,8 @@ export interface ServerPlan {
   gracefulTimeoutMs: number;
   keepAliveTimeoutMs: number | undefined;
   accessLog: boolean;
+  /** False: leave the global `Response` alone (serve()'s `fastResponse` option). Default: true. */
+  fastResponse?: boolean;
 }
 
 /**
@@ -65,6 +67,7 @@ export async function runServer(
         port: plan.port,
         gracefulTimeout: plan.gracefulTimeoutMs,
         ...(plan.keepAliveTimeoutMs === undefined ? {} : { keepAliveTimeout: plan.keepAliveTimeoutMs }),
+        ...(plan.fastResponse === false ? { fastResponse: false } : {}),
       });
     } catch (error) {
       stderr.write(`${listenError(error, plan)}\n`);

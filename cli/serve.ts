@@ -44,6 +44,7 @@ export async function serveCommand(args: string[], io: CliIO): Promise<number> {
         'graceful-timeout': { type: 'string' },
         'keep-alive-timeout': { type: 'string' },
         'access-log': { type: 'boolean' },
+        'no-fast-response': { type: 'boolean' },
         reload: { type: 'boolean' },
         verbose: VERBOSE_OPTION,
         help: HELP_OPTION,
@@ -71,6 +72,7 @@ export async function serveCommand(args: string[], io: CliIO): Promise<number> {
     gracefulTimeoutMs: seconds(values['graceful-timeout'], '--graceful-timeout') ?? 30_000,
     keepAliveTimeoutMs: seconds(values['keep-alive-timeout'], '--keep-alive-timeout'),
     accessLog: values['access-log'] === true,
+    fastResponse: values['no-fast-response'] !== true,
   };
   let workers = values.workers === undefined ? undefined : count(values.workers, '--workers');
   if (values.reload && workers !== undefined && workers > 1) {

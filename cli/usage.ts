@@ -26,6 +26,7 @@ Options of serve:
       --graceful-timeout S   seconds in-flight requests get to finish on SIGTERM (default 30)
       --keep-alive-timeout S seconds an idle keep-alive connection stays open (default 5)
       --access-log           write one line per request
+      --no-fast-response     leave the global Response alone (slower; for code that needs undici's own)
       --reload               restart when a file under MODULE's directory changes (development only)
 
 Options of runserver:

@@ -509,6 +509,23 @@ describe('$PORT', () => {
   });
 });
 
+describe('tsgi serve --no-fast-response', () => {
+  for (const [flags, expected] of [
+    [[], 'swapped'],
+    [['--no-fast-response'], 'original'],
+  ] as const) {
+    it(`serves with the global Response ${expected === 'original' ? 'left alone' : 'swapped'} given ${flags.join(' ') || 'no flag'}`, async () => {
+      const stdout = capture();
+      const controller = new AbortController();
+      const serving = main(['serve', probe, '--port', '0', ...flags], { stdout, signal: controller.signal });
+      const url = (await stdout.waitFor(/tsgi: serving (\S+)/))[1]!;
+      assert.equal(await (await fetch(`${url}/global`)).text(), expected);
+      controller.abort();
+      assert.equal(await serving, 0);
+    });
+  }
+});
+
 describe('main() called directly', () => {
   it('serves until io.signal aborts, then resolves 0', async () => {
     const stdout = capture();

@@ -190,6 +190,8 @@ describe('the packed tarball', () => {
       'package/dist/src/index.js.map',
       'package/dist/middleware/index.js',
       'package/dist/middleware/index.d.ts',
+      'package/dist/src/host.js',
+      'package/dist/src/host.d.ts',
       'package/dist/cli/tsgi.js',
     ]) {
       assert.ok(files.includes(file), `${file} is in the tarball`);
@@ -208,7 +210,7 @@ describe('the packed tarball', () => {
 });
 
 describe('plain Node with no loader', () => {
-  it('imports tsgi and tsgi/middleware in a .mjs file, serves, answers, and fires the signals', async () => {
+  it('imports tsgi, tsgi/host and tsgi/middleware in a .mjs file, serves, answers, and fires the signals', async () => {
     const { stdout } = await ok(run(process.execPath, ['app.mjs'], { cwd: consumer }));
     assert.deepEqual(JSON.parse(stdout), {
       hello: 'Hello World',
@@ -218,6 +220,9 @@ describe('plain Node with no loader', () => {
         'finished /hello 200 completed',
         'started /other',
         'finished /other 200 completed',
+        'started /hello',
+        'finished /hello 200 completed',
+        'hosted Hello World',
       ],
       inFlight: 0,
     });

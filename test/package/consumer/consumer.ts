@@ -14,6 +14,7 @@ import {
   signals,
   trackBody,
 } from 'tsgi';
+import { RequestScope, scopeOf } from 'tsgi/host';
 import { gzip, helloWorld, logging } from 'tsgi/middleware';
 
 const app: Application = (request, context) => {
@@ -61,4 +62,14 @@ export async function start(): Promise<RunningServer> {
   const port: number = server.port;
   void port;
   return server;
+}
+
+/** A host of its own: what tsgi/host is for. */
+export async function host(request: Request): Promise<number> {
+  const scope = new RequestScope({ remoteAddress: '127.0.0.1' });
+  const response = await application(request, scope.context);
+  const owned: RequestScope | undefined = scopeOf(scope.context);
+  scope.status = response.status;
+  scope.end('completed');
+  return owned === scope ? response.status : 0;
 }
