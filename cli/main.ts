@@ -15,8 +15,9 @@
  * thrown at; `--verbose` prints the whole stack instead); usage errors add a `--help` hint and exit
  * 2, other failures exit 1.
  */
-
-import { oneLine } from '../src/loader.ts';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { LoadError, oneLine } from '../src/loader.ts';
 import { describe } from '../src/signals.ts';
 import { UsageError } from './args.ts';
 import type { ServerIO } from './runner.ts';
@@ -86,7 +87,8 @@ export async function main(args: string[], io: CliIO = {}): Promise<number> {
  */
 function failure(error: unknown, verbose: boolean): string {
   const ours = error instanceof Error && error.message.startsWith('tsgi: ');
-  const line = ours ? oneLine(error.message) : `tsgi: ${oneLine(error)}`;
+  const at = syntaxErrorAt(error);
+  const line = `${ours ? oneLine(error.message) : `tsgi: ${oneLine(error)}`}${at === undefined ? '' : ` (at ${at})`}`;
   if (!verbose) return `${line}\n`;
   let thrown = error;
   while (thrown instanceof Error && thrown.cause !== undefined && thrown.message.startsWith('tsgi: ')) {
@@ -100,4 +102,19 @@ function failure(error: unknown, verbose: boolean): string {
 function verbose(args: readonly string[]): boolean {
   const end = args.indexOf('--');
   return (end === -1 ? args : args.slice(0, end)).includes('--verbose');
+}
+
+/**
+ * Where a JavaScript site's syntax error is. Node 20 keeps an ES module's syntax error location out of
+ * the error (it prints it only for a fatal one), so on this failure path alone `node --check` is asked
+ * for it. It checks the named file only: a syntax error in a module it imports stays without a place.
+ */
+function syntaxErrorAt(error: unknown): string | undefined {
+  if (!(error instanceof LoadError) || !(error.cause instanceof SyntaxError)) return undefined;
+  const file = error.file;
+  if (file === undefined || !/\.[cm]?js$/.test(file) || error.message.includes(' (at ')) return undefined;
+  const check = spawnSync(process.execPath, ['--check', file], { encoding: 'utf8', timeout: 5000 });
+  const place = /^((?:file:\/\/)?\/\S+?):(\d+)$/m.exec(check.stderr ?? '');
+  if (place === null) return undefined;
+  return `${place[1]!.startsWith('file:') ? fileURLToPath(place[1]!) : place[1]}:${place[2]}`;
 }

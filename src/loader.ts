@@ -27,10 +27,14 @@ export class LoadError extends Error {
     message: string,
     /** The module as it was named. */
     readonly module: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; file?: string },
   ) {
     super(message, options);
+    this.file = options?.file;
   }
+
+  /** The file the module was loaded from, when it is one. */
+  readonly file: string | undefined;
 }
 
 /** Where to resolve relative paths, and what to call the module in error messages. */
@@ -85,7 +89,7 @@ export async function importModule(name: string | URL, options: ImportOptions = 
     throw new LoadError(
       `tsgi: ${kind} '${label}' failed to load: ${oneLine(error)}${at === undefined ? '' : ` (at ${at})`}${hint === undefined ? '' : ` — ${hint}`}`,
       label,
-      { cause: error },
+      { cause: error, ...(file === undefined ? {} : { file }) },
     );
   }
 }

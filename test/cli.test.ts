@@ -319,6 +319,7 @@ describe('when something is wrong', { concurrency: 3 }, () => {
       "const url: string | undefined = undefined;\nif (!url) throw new Error('DATABASE_URL is not set');\nexport const application = () => new Response('');\n",
     );
     await writeFile(join(scratch, 'throws-later.mjs'), "await null;\nthrow new RangeError('bad config');\n");
+    await writeFile(join(scratch, 'syntax-error.mjs'), 'const ok = 1;\nexport const application = (;\n');
     await mkdir(join(scratch, 'commonjs'));
     await writeFile(join(scratch, 'commonjs', 'package.json'), '{ "name": "old" }\n');
     await writeFile(
@@ -379,6 +380,12 @@ describe('when something is wrong', { concurrency: 3 }, () => {
       'a module with a syntax error',
       () => ['serve', join(scratch, 'syntax-error.ts')],
       /^tsgi: module '.*syntax-error\.ts' failed to load: TransformError: .*syntax-error\.ts:1:\d+: ERROR: /,
+      1,
+    ],
+    [
+      'a .mjs module with a syntax error (its file:line)',
+      () => ['serve', join(scratch, 'syntax-error.mjs')],
+      /^tsgi: module '.*syntax-error\.mjs' failed to load: SyntaxError: Unexpected token ';' \(at .*\/syntax-error\.mjs:2\)$/,
       1,
     ],
     [

@@ -314,48 +314,41 @@ describe('npx tsgi serve', () => {
 });
 
 describe('other runtimes import the installed package', () => {
-  it('Bun serves export default { fetch: handler.fetch }', async () => {
-    const port = await freePort();
-    const server = start(join(bin, 'bun'), ['run', 'runtime-server.mjs'], {
-      cwd: consumer,
+  // How each runtime serves `export default { fetch }` on a port, and the line it prints once it listens.
+  const runtimes = {
+    Bun: (port: number) => ({
+      command: join(bin, 'bun'),
+      args: ['run', 'runtime-server.mjs'],
       env: { PORT: String(port) },
-    });
-    await server.waitFor(new RegExp(`127\\.0\\.0\\.1:${port}`));
-    assert.equal(await (await fetch(`http://127.0.0.1:${port}/hello`)).text(), 'Hello World');
-    assert.equal(await (await fetch(`http://127.0.0.1:${port}/other`)).text(), 'from the runtime');
-    await server.waitFor(/"path":"\/other"/);
-    assert.deepEqual(
-      jsonLines(server.output).map(({ path, status, outcome }) => [path, status, outcome]),
-      [
-        ['/hello', 200, 'completed'],
-        ['/other', 200, 'completed'],
-      ],
-    );
-    await server.stop();
-  });
+      ready: new RegExp(`127\\.0\\.0\\.1:${port}`),
+    }),
+    Deno: (port: number) => ({
+      command: join(bin, 'deno'),
+      args: ['serve', '--host', '127.0.0.1', '--port', String(port), 'runtime-server.mjs'],
+      env: {},
+      ready: /Listening on http:\/\/127\.0\.0\.1/,
+    }),
+  };
 
-  it('Deno serves export default { fetch: handler.fetch }', async () => {
-    const port = await freePort();
-    const server = start(
-      join(bin, 'deno'),
-      ['serve', '--host', '127.0.0.1', '--port', String(port), 'runtime-server.mjs'],
-      {
-        cwd: consumer,
-      },
-    );
-    await server.waitFor(/Listening on http:\/\/127\.0\.0\.1/);
-    assert.equal(await (await fetch(`http://127.0.0.1:${port}/hello`)).text(), 'Hello World');
-    assert.equal(await (await fetch(`http://127.0.0.1:${port}/other`)).text(), 'from the runtime');
-    await server.waitFor(/"path":"\/other"/);
-    assert.deepEqual(
-      jsonLines(server.output).map(({ path, status, outcome }) => [path, status, outcome]),
-      [
-        ['/hello', 200, 'completed'],
-        ['/other', 200, 'completed'],
-      ],
-    );
-    await server.stop();
-  });
+  for (const [name, how] of Object.entries(runtimes)) {
+    it(`${name} serves export default { fetch: handler.fetch }, and each request finishes once`, async () => {
+      const port = await freePort();
+      const { command, args, env, ready } = how(port);
+      const server = start(command, args, { cwd: consumer, env });
+      await server.waitFor(ready);
+      assert.equal(await (await fetch(`http://127.0.0.1:${port}/hello`)).text(), 'Hello World');
+      assert.equal(await (await fetch(`http://127.0.0.1:${port}/other`)).text(), 'from the runtime');
+      await server.waitFor(/"path":"\/other"/);
+      assert.deepEqual(
+        jsonLines(server.output).map(({ path, status, outcome }) => [path, status, outcome]),
+        [
+          ['/hello', 200, 'completed'],
+          ['/other', 200, 'completed'],
+        ],
+      );
+      await server.stop();
+    });
+  }
 });
 
 describe('a new user', () => {
