@@ -18,7 +18,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { LoadError, oneLine } from '../src/loader.ts';
-import { describe } from '../src/signals.ts';
+import { describe } from '../src/report.ts';
 import { UsageError } from './args.ts';
 import type { ServerIO } from './runner.ts';
 import { runserverCommand } from './runserver.ts';

@@ -16,14 +16,33 @@
  * or when the host aborts `request.signal` first (`aborted`: how Bun and Deno say the client left,
  * also while the application is still running). A scope that has closed ignores a later abort: Deno
  * aborts `request.signal` after every response it sent in full, too.
+ *
+ * Errors reach the operator through the bus's one hook, `signals.onError(error, where, request)`
+ * (default: one line to stderr saying what failed and on which request, then the stack):
+ * - an exception of the application or a middleware becomes `got_request_exception`, a 500 page, and
+ *   a report as `'application'`, from the handler that caught it;
+ * - an exception recorded on the request that did not become a 500 — a body that failed after the
+ *   head went out, a Node listener that failed after starting its response — is reported as
+ *   `'response'` once the request is over, by the handler that emits `request_finished` (so once per
+ *   bus, however handlers nest);
+ * - problems closing the request (grace period exceeded, a failing `onClose`) as `'request_scope'`.
  */
 import { withBody } from './body.ts';
 import { compose } from './compose.ts';
+import { formatError } from './report.ts';
 import { type Finisher, RequestScope, scopeOf } from './scope.ts';
 import { signals as defaultSignals, type SignalBus } from './signals.ts';
 import type { Application, Handler, Middleware, RequestContext, RequestFinishedEvent } from './types.ts';
 
 const HANDLER: unique symbol = Symbol.for('tsgi.handler');
+
+/**
+ * Requests whose exception a handler answered with its 500 (and reported): the handler that emits
+ * `request_finished` reports any other exception recorded on the request. Filled only on the failure
+ * path, keyed by request scope and weakly held, so it neither costs the success path nor lets one site
+ * see another's requests.
+ */
+const answered = new WeakSet<RequestScope>();
 
 /**
  * True when `app` was made by {@link createHandler} (so it emits signals itself).
@@ -41,7 +60,10 @@ export interface HandlerOptions {
   middleware?: readonly Middleware[];
   /** The bus to emit on. Default: the process-wide `signals`. */
   signals?: SignalBus;
-  /** Show the exception and its stack on 500 pages. Default: false. Never turn it on in production. */
+  /**
+   * Show the exception and its stack on 500 pages. Default: false (the page says only "Internal
+   * Server Error"; the stack goes to `signals.onError` either way). Never turn it on in production.
+   */
   debug?: boolean;
   /**
    * For scopes this handler makes itself: how long body cancellations and close callbacks may take
@@ -53,9 +75,27 @@ export interface HandlerOptions {
 /**
  * Builds a site's {@link Handler} from its application and middleware.
  *
+ * An exception of the application or a middleware becomes a plain 500 page, `got_request_exception`,
+ * and a report to the bus's `onError` hook with its stack (see the module notes for what else is
+ * reported there). Point that hook at your logger to get errors out of stderr.
+ *
  * @example
  * const handler = createHandler(application, { middleware: [logging(), gzip()] });
  * export default { fetch: handler.fetch };
+ *
+ * @example
+ * // Errors as JSON lines instead of the default stderr text:
+ * import { createHandler, formatError, signals } from 'tsgi';
+ * signals.onError = (error, where, request) => {
+ *   process.stderr.write(`${JSON.stringify({
+ *     level: 'error',
+ *     where, // 'application' | 'response' | 'request_scope' | the signal whose receiver failed
+ *     method: request?.method,
+ *     path: request && new URL(request.url).pathname,
+ *     stack: formatError(error),
+ *   })}\n`);
+ * };
+ * const handler = createHandler(application);
  */
 export function createHandler(app: Application, options: HandlerOptions = {}): Handler {
   if (typeof app !== 'function') {
@@ -69,7 +109,7 @@ export function createHandler(app: Application, options: HandlerOptions = {}): H
   const debug = options.debug ?? false;
   const scopeOptions = {
     gracePeriodMs: options.gracePeriodMs ?? 1000,
-    onError: (error: unknown) => bus.onError(error, 'request_scope'),
+    onError: (error: unknown) => bus.report(error, 'request_scope'),
   };
   const chain = compose(...middleware)(app);
   let inFlight = 0;
@@ -78,6 +118,10 @@ export function createHandler(app: Application, options: HandlerOptions = {}): H
   // allocation, and more under tsx, which names every named closure when it is made.
   const emitFinished: Finisher = (scope, request, ctx) => {
     inFlight--;
+    // The one place every request passes once per bus: what went wrong after the response started
+    // (a body that failed, a Node listener that failed late) is reported here, once.
+    const failure = scope.failure;
+    if (failure !== undefined && !answered.has(scope)) bus.report(failure.error, 'response', request);
     return bus.dispatch('request_finished', finishedEvent(handler, request!, ctx!, scope));
   };
   const countFinished: Finisher = () => {
@@ -139,7 +183,9 @@ export function createHandler(app: Application, options: HandlerOptions = {}): H
 
   function failed(scope: RequestScope, request: Request, ctx: RequestContext, error: unknown): Response {
     scope.fail(error);
+    answered.add(scope);
     bus.dispatch('got_request_exception', { sender: handler, request, context: ctx, error });
+    bus.report(error, 'application', request);
     return errorResponse(error, debug);
   }
 
@@ -231,9 +277,8 @@ function declaredLength(request: Request, response: Response): number {
 }
 
 function errorResponse(error: unknown, debug: boolean): Response {
-  const detail = debug
-    ? `\n\n${error instanceof Error ? (error.stack ?? String(error)) : String(error)}\n`
-    : '\n';
+  // formatError, not String(error): a thrown null-prototype object has no toString to call.
+  const detail = debug ? `\n\n${formatError(error)}\n` : '\n';
   return new Response(`Internal Server Error${detail}`, {
     status: 500,
     headers: { 'content-type': 'text/plain; charset=utf-8' },

@@ -11,7 +11,7 @@ export { createHandler, type HandlerOptions, isHandler } from './handler.ts';
 export { LoadError, loadApplication } from './loader.ts';
 export { type Mountable, type MountContext, mount } from './mount.ts';
 export { FastResponse } from './node/fast-response.ts';
-export { fromNodeListener, type RequestListener } from './node/from-node.ts';
+export { fromNodeListener, NodeListenerError, type RequestListener } from './node/from-node.ts';
 export {
   type ListenerOptions,
   type NodeListener,
@@ -21,6 +21,7 @@ export {
   serve,
   toNodeListener,
 } from './node/serve.ts';
+export { type ErrorSource, formatError, ReceiverError } from './report.ts';
 export { GracePeriodExceededError, InvalidResponseError, ScopeClosedError } from './scope.ts';
 export {
   getWsgiApplication,
@@ -30,7 +31,7 @@ export {
   type SettingsOptions,
   type SettingsSource,
 } from './settings.ts';
-export { ReceiverError, SignalBus, type SignalErrorReporter, signals } from './signals.ts';
+export { SignalBus, type SignalErrorReporter, signals } from './signals.ts';
 export type {
   Application,
   CloseCallback,

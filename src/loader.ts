@@ -17,7 +17,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { describe } from './signals.ts';
+import { describe } from './report.ts';
 import type { Application } from './types.ts';
 
 /** Raised when a module or the application in it cannot be loaded. */

@@ -119,7 +119,7 @@ export type Receiver<E extends SignalName> = (...args: SignalEvents[E]) => void 
  * signals, runs the middleware, and turns exceptions into error responses.
  */
 export interface Handler extends Application {
-  /** The bus this handler emits on. */
+  /** The bus this handler emits on; its `onError` hook is where the handler's errors are reported. */
   readonly signals: SignalBus;
   /** Requests this handler has started whose `request_finished` has not yet been emitted. */
   readonly inFlight: number;

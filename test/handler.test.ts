@@ -7,6 +7,7 @@ import {
   type Handler,
   isHandler,
   type Middleware,
+  ReceiverError,
   type RequestFinishedEvent,
   SignalBus,
 } from '../src/index.ts';
@@ -182,7 +183,10 @@ describe('createHandler()', () => {
       assert.equal(ok.text, 'fine');
       assert.equal(failed.status, 500);
       assert.equal(finished().length, 2);
-      assert.equal(reported.length, 10);
+      // Ten receiver failures, and the view's exception itself (it became the 500).
+      assert.equal(reported.length, 11);
+      assert.equal(reported.filter((error) => error instanceof ReceiverError).length, 10);
+      assert.match(String(reported.find((error) => !(error instanceof ReceiverError))), /view failed/);
       assert.equal(handler.inFlight, 0);
     });
   });

@@ -15,28 +15,59 @@
  * disconnect looks like on Node: `'aborted'` and `'close'` on `req`, `'close'` without `'finish'` on
  * `res`. When the response is over, `res` and `req` emit `'close'` as after a normal exchange.
  *
- * Errors: the listener gets a `next` callback as Connect and Express expect. `next(error)`, or a
- * synchronous throw, before the response started becomes an exception of the tsgi application (the
- * handler answers 500 and fires `got_request_exception`); `next()` with nothing written is a 404. A
- * listener that destroys the connection mid-response errors the body (the client sees a cut
- * connection, never a truncated body passed off as whole).
+ * Errors: the listener gets a `next` callback as Connect and Express expect, and the listener fails
+ * when it throws, when the promise it returns rejects (a plain `async (req, res) => …` listener), when
+ * it calls `next(error)`, or when it destroys the connection.
+ * - Before the response started (nothing reached the socket yet), the failure is an exception of the
+ *   tsgi application: the returned promise rejects, and the handler answers 500, fires
+ *   `got_request_exception` and reports it to `signals.onError` as `'application'`.
+ * - After that, the client cannot get a 500 any more. If the listener had not ended its response, the
+ *   body errors: the client sees a cut connection, never a truncated body passed off as whole, and
+ *   `request_finished` says `errored`. Either way the exception is recorded on the request
+ *   (`request_finished`'s `error`) and reported once as `'response'` when the request is over.
+ * - `next()` with nothing written is a 404.
+ * An Express app that answers an error with its own error handler (its 500 page) has succeeded as far
+ * as tsgi can tell: Express reports such errors through its error-handling middleware. Without one,
+ * Express passes the error to `next`, and the rules above apply. The promise of an async listener
+ * counts as the application still running, so `request_finished` waits for it (guarantee 2), and its
+ * rejection is never left unhandled.
  *
- * Caveats: hop-by-hop headers (`Connection`, `Transfer-Encoding`, `Keep-Alive`, `Upgrade`, ...) are
- * dropped, since the tsgi server frames the body itself; interim 1xx responses (`writeContinue`,
- * `writeEarlyHints`) and protocol upgrades cannot be carried by a fetch `Response`; `req.socket`
- * timeouts are no-ops, `remoteAddress` comes from the context, and the HTTP version is 1.1.
+ * Caveats: hop-by-hop headers (`Connection`, `Transfer-Encoding`, `Keep-Alive`, `Upgrade`, ..., and
+ * every field the listener's `Connection` header names) are dropped, since the tsgi server manages
+ * the connection and frames the body itself; `Connection: close` does not close the client's
+ * connection. Interim 1xx responses (`writeContinue`, `writeEarlyHints`) and protocol upgrades cannot
+ * be carried by a fetch `Response`; `req.socket` timeouts are no-ops, `remoteAddress` comes from the
+ * context, and the HTTP version is 1.1.
  */
 import { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
+import { scopeOf } from '../scope.ts';
+import { signals } from '../signals.ts';
 import type { Application, RequestContext } from '../types.ts';
 
-/** A `node:http` request listener: Express and Connect apps are ones (`next` is optional). */
+/**
+ * A `node:http` request listener: Express and Connect apps are ones (`next` is optional). It may be
+ * async (`void` accepts a function returning a promise): a rejection is the listener failing, as a
+ * throw is.
+ */
 export type RequestListener = (
   req: IncomingMessage,
   res: ServerResponse,
   next: (error?: unknown) => void,
 ) => void;
+
+/** The listener answered in a way the tsgi Response cannot carry, or cut its own connection. */
+export class NodeListenerError extends Error {
+  override name = 'NodeListenerError';
+  constructor(
+    /** `'status'`: a status outside 200–599; `'destroyed'`: the connection was destroyed mid-response. */
+    readonly reason: 'status' | 'destroyed',
+    message: string,
+  ) {
+    super(message);
+  }
+}
 
 /**
  * Wraps a `node:http` request listener (an Express or Connect app) as a tsgi application.
@@ -94,6 +125,10 @@ class Exchange {
   private failure: { error: unknown } | undefined;
   /** True once the exchange is over, one way or another. */
   private over = false;
+  /** True while the promise an async listener returned is pending (the request scope waits for it). */
+  private running = false;
+  /** True once the exchange was broken off: the client left, or a failure cut it. */
+  private brokenOff = false;
   private bodyReader: ReadableStreamDefaultReader<Uint8Array> | undefined;
   private bodyDone = false;
   private readonly onAbort = (): void => this.abandon(this.context.signal.reason);
@@ -135,18 +170,42 @@ class Exchange {
       return this.response;
     }
     signal?.addEventListener('abort', this.onAbort, { once: true });
+    let result: unknown;
     try {
-      listener(this.req, this.res, (error?: unknown) => {
+      result = listener(this.req, this.res, (error?: unknown) => {
         if (error !== undefined && error !== null) this.fail(error);
-        else if (!this.responded && !this.over) {
+        else if (!this.responded && !this.over && !this.res.headersSent) {
           this.settle(notFound());
           this.finish();
         }
       });
     } catch (error) {
       this.fail(error);
+      return this.response;
     }
+    if (isThenable(result)) this.awaitListener(result);
     return this.response;
+  }
+
+  /**
+   * An async listener: it counts as running until its promise settles (the request scope waits for
+   * it, as for any layer), and a rejection is the listener failing.
+   */
+  private awaitListener(result: PromiseLike<unknown>): void {
+    const scope = scopeOf(this.context);
+    scope?.enter();
+    this.running = true;
+    const done = (): void => {
+      this.running = false;
+      scope?.leave();
+    };
+    Promise.resolve(result).then(done, (error: unknown) => {
+      try {
+        this.fail(error);
+      } finally {
+        done();
+      }
+    });
   }
 
   /** A write reached the socket. */
@@ -167,7 +226,8 @@ class Exchange {
         try {
           this.respond(text);
         } catch (error) {
-          this.fail(error);
+          // The head itself cannot be carried: whatever follows it, there is no response to pass on.
+          this.refuse(error);
         }
         break;
       }
@@ -195,9 +255,18 @@ class Exchange {
     this.pending = undefined;
     pending?.callback(error ?? new Error('tsgi: the connection was closed'));
     if (this.over) return;
-    this.fail(
-      error ?? new Error('tsgi: the Node listener destroyed the connection before the response ended'),
-    );
+    const failure =
+      error ??
+      new NodeListenerError(
+        'destroyed',
+        'tsgi: the Node listener destroyed the connection before the response ended',
+      );
+    if (!this.responded) this.refuse(failure);
+    else {
+      // What the listener wrote last went down with the socket: the body cannot be completed.
+      this.record(failure);
+      this.breakOff(failure);
+    }
   }
 
   private respond(text: string): void {
@@ -205,18 +274,33 @@ class Exchange {
     const status = /^HTTP\/1\.[01] (\d{3}) ?(.*)$/.exec(lines[0]!);
     const code = Number(status?.[1]);
     if (!(code >= 200 && code <= 599)) {
-      throw new RangeError(
+      throw new NodeListenerError(
+        'status',
         `tsgi: the Node listener answered with status ${status?.[1]}, which a fetch Response cannot carry`,
       );
     }
-    const headers = new Headers();
+    const fields: [name: string, lower: string, value: string][] = [];
+    // Fields the Connection header names are hop-by-hop too (RFC 9110, 7.6.1).
+    let named: Set<string> | undefined;
     for (const line of lines.slice(1)) {
       const colon = line.indexOf(':');
       const name = line.slice(0, colon).trim();
       const value = line.slice(colon + 1).trim();
       const lower = name.toLowerCase();
-      if (!HOP_BY_HOP.has(lower)) headers.append(name, value);
-      else if (lower === 'transfer-encoding' && /chunked/i.test(value)) this.chunked = new ChunkedDecoder();
+      if (lower === 'connection') {
+        for (const token of value.split(',')) {
+          const option = token.trim().toLowerCase();
+          if (option === '' || option === 'close' || option === 'keep-alive') continue;
+          named ??= new Set();
+          named.add(option);
+        }
+      }
+      if (lower === 'transfer-encoding' && /chunked/i.test(value)) this.chunked = new ChunkedDecoder();
+      fields.push([name, lower, value]);
+    }
+    const headers = new Headers();
+    for (const [name, lower, value] of fields) {
+      if (!HOP_BY_HOP.has(lower) && named?.has(lower) !== true) headers.append(name, value);
     }
     this.discardBody = this.request.method === 'HEAD' || NULL_BODY.has(code);
     const body = this.discardBody ? null : this.body();
@@ -266,13 +350,49 @@ class Exchange {
     wake?.();
   }
 
-  /** The listener failed: a 500 if nothing was sent yet, else a cut connection. */
+  /**
+   * The listener failed. Before its response started: the application's promise rejects (the handler
+   * answers 500). After: the request records the exception, and the body errors unless the listener
+   * had already ended its response (then the client gets all of it, and nothing is truncated; Node may
+   * still hold those bytes for a tick, so "ended" is asked of `res`, not of what reached us).
+   */
   private fail(error: unknown): void {
-    if (this.over) return;
-    if (!this.responded) {
-      this.responded = true;
-      this.reject(error);
+    // After the client left, or after an earlier failure cut the exchange, what fails is most likely
+    // that (req destroyed with ECONNRESET, a write after the close): the request already says how it
+    // ended, and reporting each consequence would bury the cause.
+    if (this.brokenOff) return;
+    const ended = this.res.writableEnded;
+    if (!this.responded && !ended) {
+      this.refuse(error);
+      return;
     }
+    this.record(error);
+    if (!ended) this.breakOff(error);
+  }
+
+  /** No response was handed back: the application's promise rejects with `error`. */
+  private refuse(error: unknown): void {
+    if (this.responded) return;
+    this.responded = true;
+    this.reject(error);
+    this.breakOff(error);
+  }
+
+  /**
+   * An exception after the response started: recorded on the request, whose handler reports it when
+   * the request is over. Only a late `next(error)` of a callback-style listener can come after the
+   * request stopped waiting for us; then (or without a tsgi scope) the process-wide hook is left.
+   */
+  private record(error: unknown): void {
+    const scope = scopeOf(this.context);
+    if (scope !== undefined && (this.running || scope.outcome === undefined)) scope.fail(error);
+    else signals.report(error, 'response', this.request);
+  }
+
+  /** Ends the exchange as failed: the body (if the client is still reading it) errors. */
+  private breakOff(error: unknown): void {
+    if (this.over) return;
+    this.brokenOff = true;
     this.failure = { error };
     this.wakeUp();
     this.close();
@@ -294,6 +414,7 @@ class Exchange {
     if (this.over) return;
     // Nobody reads the answer any more; settle it so the request scope can finish.
     if (!this.responded) this.settle(new Response(null, { status: 503 }));
+    this.brokenOff = true;
     this.failure ??= { error: reason };
     this.wakeUp();
     this.close();
@@ -469,3 +590,11 @@ function notFound(): Response {
 }
 
 function noop(): void {}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    value !== null &&
+    (typeof value === 'object' || typeof value === 'function') &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
+}
