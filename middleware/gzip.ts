@@ -29,7 +29,7 @@
 import { promisify } from 'node:util';
 import { constants, createGzip, type Gzip, gzip as gzipBuffer } from 'node:zlib';
 import { match, P } from 'ts-pattern';
-import { isStaticBody } from '../src/host.ts';
+import { isStaticBody, scopeOf } from '../src/host.ts';
 import type { Middleware } from '../src/index.ts';
 
 /** Options of {@link gzip}. */
@@ -90,7 +90,8 @@ export function gzip(options: GzipOptions = {}): Middleware {
       if (isHead || negotiate(request.headers.get('accept-encoding')) === 'identity') {
         return varied(response);
       }
-      if (isStaticBody(response)) {
+      // Fixed data, by tsgi's mark or the host's word (the Node adapter knows undici's responses).
+      if (scopeOf(context)?.hasFixedBody(response) ?? isStaticBody(response)) {
         const bytes = new Uint8Array(await response.arrayBuffer());
         if (bytes.byteLength < threshold) return rebuild(response, bytes, varyHeaders(headers));
         const compressed = await compress(bytes, { level });

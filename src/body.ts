@@ -22,70 +22,22 @@ export type BodyCloseReason =
   | { readonly outcome: 'cancelled'; readonly reason: unknown };
 
 /**
- * Marks a response whose body is a fixed string or bytes (set by tsgi's own fast responses): such a
- * body holds nothing that needs releasing, so the scope never wraps it in a stream. A truthy value
- * marks it.
+ * Marks a response whose body is absent or fixed data (set by tsgi's own fast responses): such a body
+ * holds nothing that needs releasing, so the scope never wraps it in a stream. A truthy value marks
+ * it; `false` says the body is a stream (the host's `fixedBody` oracle is then not asked).
  */
 export const STATIC_BODY: unique symbol = Symbol.for('tsgi.staticBody');
 
 /**
- * True when `response`'s body is absent or made from fixed data (a string, bytes, a Blob, form data):
- * such a body holds nothing that needs releasing, so dropping it unread is harmless and the scope
- * need not proxy it.
- *
- * tsgi's own responses say so with {@link STATIC_BODY}. For Node's built-in `Response` (undici) the
- * only way to tell is its internal state, which keeps the source a body was made from (null for a
- * stream or an async iterable). That is read defensively: on another runtime, or if undici changes,
- * the probe finds nothing and every stream body is proxied, which is correct, only slower.
+ * True when `response` carries the {@link STATIC_BODY} mark: its body is absent or made from fixed
+ * data (a string, bytes, a Blob, form data), holds nothing that needs releasing, and can be dropped
+ * unread. tsgi's own responses say so; about any other response (undici's, a runtime's) this knows
+ * nothing and answers false — only its host can tell more, through the scope (`fixedBody` in
+ * `ScopeOptions`, asked by `scope.hasFixedBody()`). Treating such a body as a stream is correct,
+ * only slower.
  */
 export function isStaticBody(response: Response): boolean {
-  if ((response as { [STATIC_BODY]?: unknown })[STATIC_BODY]) return true;
-  undiciState ??= probeUndiciState();
-  if (undiciState === false) return false;
-  const state = (response as unknown as Record<symbol, { body?: { source?: unknown } | null } | undefined>)[
-    undiciState
-  ];
-  if (state === undefined) return false;
-  return state.body == null || (state.body.source !== null && state.body.source !== undefined);
-}
-
-/**
- * The string or bytes an undici `Response` was made from, while its body is unread; otherwise
- * undefined. A server can write that data as it is, without reading a stream. Read through the same
- * defensive probe as {@link isStaticBody}: elsewhere than Node's undici it finds nothing.
- *
- * @example
- * const data = staticSource(response);
- * if (data !== undefined) res.end(data);
- */
-export function staticSource(response: Response): string | Uint8Array | undefined {
-  undiciState ??= probeUndiciState();
-  if (undiciState === false) return undefined;
-  const state = (response as unknown as Record<symbol, { body?: { source?: unknown } | null } | undefined>)[
-    undiciState
-  ];
-  const source = state?.body?.source;
-  if (typeof source !== 'string' && !(source instanceof Uint8Array)) return undefined;
-  const body = response.body;
-  return body === null || body.locked || response.bodyUsed ? undefined : source;
-}
-
-let undiciState: symbol | false | undefined;
-// Taken when this module loads: the global may later be swapped for a look-alike (the Node adapter's
-// fast responses), and the probe must look at the real thing.
-const NativeResponse = globalThis.Response;
-
-function probeUndiciState(): symbol | false {
-  try {
-    const probe = new NativeResponse('probe');
-    for (const key of Object.getOwnPropertySymbols(probe)) {
-      const value = (probe as unknown as Record<symbol, { body?: { source?: unknown } }>)[key];
-      if (key.description === 'state' && value?.body?.source === 'probe') return key;
-    }
-  } catch {
-    // No usable Response here: treat every stream body as one to proxy.
-  }
-  return false;
+  return Boolean((response as { [STATIC_BODY]?: unknown })[STATIC_BODY]);
 }
 
 /** The scope's side of a proxied body. */

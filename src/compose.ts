@@ -10,9 +10,11 @@
  * next. It counts a layer that returned a promise as running until the promise settles (the scope
  * waits for such layers before it finishes; synchronous code needs no count, as nothing can close the
  * scope while it runs and the handler holds the scope open around its chain), checks that a layer
- * returned a Response, and hands a new stream body on through a proxy the scope can cancel.
- * A layer that passes on the response (or the promise) it got costs one identity check. Outside a
- * tsgi scope (a foreign host calling a composed application directly) a boundary calls straight through.
+ * returned a Response, and hands a new stream body on through a proxy the scope can cancel; a body
+ * that is fixed data (tsgi's mark, or the host's `fixedBody` oracle, see `scope.hasFixedBody()`) is
+ * handed on as it is. A layer that passes on the response (or the promise) it got costs one identity
+ * check. Outside a tsgi scope (a foreign host calling a composed application directly) a boundary
+ * calls straight through.
  */
 import { scopeOf } from './scope.ts';
 import type { Application, Middleware, RequestContext } from './types.ts';

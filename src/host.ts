@@ -8,8 +8,11 @@
  *   application, sets `status`/`bytesSent` as it writes, and calls `end(outcome)` when the exchange
  *   with the client is over.
  * - {@link scopeOf}: the scope behind a context a host made (undefined for any other context).
- * - {@link STATIC_BODY} / {@link isStaticBody}: the mark of a response whose body is a fixed string
- *   or bytes, which holds nothing to release and is never wrapped in a stream.
+ * - {@link STATIC_BODY} / {@link isStaticBody}: the mark of tsgi's own responses whose body is absent
+ *   or fixed data (a string, bytes, a Blob), which holds nothing to release and is never wrapped in a
+ *   stream. About a runtime's own responses only the host knows: it passes a `fixedBody` oracle in
+ *   {@link ScopeOptions}, and `scope.hasFixedBody(response)` asks the mark, then the oracle (the Node
+ *   adapter's knows undici; without one such a body is treated as a stream: correct, only slower).
  *
  * @example
  * import { RequestScope } from 'tsgi/host';

@@ -20,6 +20,7 @@ export {
   type ServeOptions,
   serve,
   toNodeListener,
+  UploadDiscardedError,
 } from './node/serve.ts';
 export { type ErrorSource, formatError, ReceiverError } from './report.ts';
 export { GracePeriodExceededError, InvalidResponseError, ScopeClosedError } from './scope.ts';

@@ -18,7 +18,7 @@
  * A body tracked once closing has begun (an application that answers after the client left) is
  * cancelled at once.
  */
-import { type BodyCloseReason, type BodyHandle, isStaticBody, proxyBody, withBody } from './body.ts';
+import { type BodyCloseReason, type BodyHandle, proxyBody, STATIC_BODY, withBody } from './body.ts';
 import type { CloseCallback, FinishInfo, Outcome, RequestContext } from './types.ts';
 
 /** Matches no value a layer can return (the fast-path fields start out holding it). */
@@ -48,6 +48,13 @@ export interface ScopeOptions {
   onError?: (error: unknown) => void;
   /** Runs last, after every finisher: the owner's own bookkeeping (the Node adapter counts open scopes). */
   onFinished?: () => void;
+  /**
+   * The host's answer to "is this body fixed data?" for a response without tsgi's `STATIC_BODY` mark
+   * (a runtime's own Response): true when its body is absent or made from fixed data, which holds
+   * nothing to release, so the scope need not proxy it. Without one, every such response with a body
+   * is treated as a stream: correct, only slower. The Node adapter passes one that knows undici.
+   */
+  fixedBody?: (response: Response) => boolean;
 }
 
 /** Reported when cancellations or close callbacks did not settle within the grace period. */
@@ -242,12 +249,14 @@ export class RequestScope {
     if (response === this.last) return response;
     checkResponse(response, layer);
     this.last = response;
-    if (this.known.includes(response) || isStaticBody(response)) return response;
+    if (this.known.includes(response) || this.hasFixedBody(response)) return response;
     const body = response.body;
     if (body === null || this.known.includes(body)) {
       this.known = append(this.known, response);
       return response;
     }
+    // A stream read partly, then released: what is left is not the body the response was made with.
+    if (response.bodyUsed) throw new TypeError(CONSUMED);
     const handle = proxyBody(body, noop);
     this.bodies = append(this.bodies, handle);
     if (this.outcome !== undefined) void handle.cancel(new ScopeClosedError(this.outcome));
@@ -255,6 +264,16 @@ export class RequestScope {
     this.known = append(this.known, handle.stream, proxied);
     this.last = proxied;
     return proxied;
+  }
+
+  /**
+   * True when `response`'s body is absent or fixed data, which holds nothing to release: tsgi's own
+   * responses say so with their `STATIC_BODY` mark, any other is asked of the host's `fixedBody`.
+   */
+  hasFixedBody(response: Response): boolean {
+    const mark = (response as { [STATIC_BODY]?: unknown })[STATIC_BODY];
+    if (mark !== undefined) return Boolean(mark);
+    return this.options.fixedBody?.(response) === true;
   }
 
   /**
@@ -577,6 +596,9 @@ function checkResponse(value: unknown, layer: string): asserts value is Response
         : 'did you forget a return statement?';
   throw new InvalidResponseError(`tsgi: ${layer} returned ${got} instead of a Response — ${hint}`);
 }
+
+const CONSUMED =
+  'tsgi: this response body was already read (in part or whole); a layer returned a response whose body it had consumed. Return a new Response instead.';
 
 function noop(): void {}
 

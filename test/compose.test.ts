@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { RequestScope } from '../src/host.ts';
+import { RequestScope, STATIC_BODY } from '../src/host.ts';
 import {
   type Application,
   compose,
@@ -14,6 +14,12 @@ import { passesThrough } from './fixtures/middleware.ts';
 import { readText, recordingStream } from './fixtures/streams.ts';
 
 const request = (path = '/') => new Request(`http://127.0.0.1${path}`);
+
+/** `response` with tsgi's mark of a fixed-data body, as tsgi's FastResponse carries it. */
+function fixed(response: Response): Response {
+  Object.defineProperty(response, STATIC_BODY, { value: true });
+  return response;
+}
 
 function tracer(name: string, log: string[]): Middleware {
   return (next) =>
@@ -107,12 +113,45 @@ describe('compose()', () => {
   });
 
   describe('cost', () => {
-    it('hands a fixed-data response through ten pass-through layers as the very same object', async () => {
-      const original = new Response('Hello World');
+    it('hands a response tsgi marks as fixed data through ten pass-through layers as the very same object', async () => {
+      const original = fixed(new Response('Hello World'));
       const layers = Array.from({ length: 10 }, passesThrough);
       const composed = compose(...layers)(async () => original);
       const response = await composed(request(), new RequestScope().context);
       assert.equal(response, original);
+    });
+
+    it('hands on as the very same object a response the host’s fixedBody oracle calls fixed data', async () => {
+      const original = new Response('Hello World');
+      const asked: Response[] = [];
+      const fixedBody = (response: Response) => {
+        asked.push(response);
+        return response === original;
+      };
+      const composed = compose(...Array.from({ length: 10 }, passesThrough))(async () => original);
+      const response = await composed(request(), new RequestScope({ fixedBody }).context);
+      assert.equal(response, original);
+      assert.deepEqual(asked, [original], 'asked once, at the first boundary');
+    });
+
+    it('without an oracle, gives a runtime’s response one proxy: its body might be a stream', async () => {
+      const original = new Response('Hello World');
+      const composed = compose(...Array.from({ length: 10 }, passesThrough))(async () => original);
+      const response = await composed(request(), new RequestScope().context);
+      assert.notEqual(response, original);
+      assert.equal(await response.text(), 'Hello World');
+    });
+
+    it('never asks the oracle about a response tsgi marked, either way', async () => {
+      const fixedBody = () => assert.fail('the oracle was asked');
+      for (const mark of [true, false]) {
+        const original = new Response(recordingStream({ chunks: 1 }).stream);
+        Object.defineProperty(original, STATIC_BODY, { value: mark });
+        const composed = compose(passesThrough())(async () => original);
+        const response = await composed(request(), new RequestScope({ fixedBody }).context);
+        assert.equal(response === original, mark);
+        await response.body?.cancel();
+      }
     });
 
     it('gives a new stream body one proxy, however many pass-through layers it crosses', async () => {
@@ -135,7 +174,7 @@ describe('compose()', () => {
       const constructed = countConstructions();
       try {
         const layers = Array.from({ length: 10 }, passesThrough);
-        const handler = createHandler(() => new Response('Hello World'), {
+        const handler = createHandler(() => fixed(new Response('Hello World')), {
           middleware: layers,
           signals: new SignalBus(),
         });

@@ -7,7 +7,13 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { inspect } from 'node:util';
 import { isStaticBody } from '../src/body.ts';
-import { FastResponse, fixedResponse, GlobalResponse, useFastResponse } from '../src/node/fast-response.ts';
+import {
+  FastResponse,
+  fixedResponse,
+  GlobalResponse,
+  streamLength,
+  useFastResponse,
+} from '../src/node/fast-response.ts';
 
 const Fast = FastResponse as unknown as typeof Response;
 
@@ -214,6 +220,61 @@ describe('FastResponse, compared with undici’s Response', () => {
     assert.match(inspect(response), /status: 202/);
     assert.equal(response.bodyUsed, false);
     assert.ok(fixedResponse(response) !== undefined, 'still untouched fixed data');
+  });
+});
+
+describe('fixedResponse() and streamLength(): what the writer sends whole, and what it streams with a length', () => {
+  const bytes = Uint8Array.from({ length: 300 }, (_, i) => i % 256);
+  const body = (response: Response) => {
+    const fixed = fixedResponse(response);
+    return fixed === undefined ? undefined : fixed.body;
+  };
+
+  it('sends a FastResponse’s own string or bytes whole, while nobody has read them', () => {
+    assert.equal(body(new Fast('x')), 'x');
+    assert.deepEqual(body(new Fast(bytes)), bytes);
+    assert.equal(body(new Fast(null)), null);
+  });
+
+  it('still does once undici holds the body, unless that body was read or locked', async () => {
+    const looked = new Fast('x');
+    assert.ok(looked.body !== null, 'made the undici body');
+    assert.equal(body(looked), 'x');
+    const cloned = new Fast(bytes);
+    await cloned.clone().arrayBuffer();
+    assert.deepEqual(body(cloned), bytes, 'a read clone leaves our bytes whole');
+    const partly = new Fast(bytes);
+    const reader = partly.body!.getReader();
+    await reader.read();
+    reader.releaseLock();
+    assert.equal(fixedResponse(partly), undefined);
+    const locked = new Fast('x');
+    locked.body!.getReader();
+    assert.equal(fixedResponse(locked), undefined);
+  });
+
+  it('sends an ArrayBuffer, DataView or URLSearchParams body (which undici holds) whole', () => {
+    assert.deepEqual(body(new Fast(bytes.slice().buffer)), bytes);
+    assert.deepEqual(body(new Fast(new DataView(bytes.slice().buffer, 1, 2))), bytes.subarray(1, 3));
+    assert.equal(body(new Fast(new URLSearchParams({ a: 'b c' }))), 'a=b+c');
+  });
+
+  it('streams a Blob body with its length, and a stream body without one', () => {
+    const blob = new Fast(new Blob([bytes]));
+    assert.equal(fixedResponse(blob), undefined);
+    assert.equal(streamLength(blob), bytes.length);
+    const stream = new Fast(new Blob([bytes]).stream());
+    assert.equal(fixedResponse(stream), undefined);
+    assert.equal(streamLength(stream), -1);
+    assert.equal(streamLength(new Fast('x')), -1);
+  });
+
+  it('sends undici’s own responses made from a string or bytes whole, with their status and headers', () => {
+    const fixed = fixedResponse(new GlobalResponse('x', { status: 201, headers: { 'x-a': 'b' } }))!;
+    assert.equal(fixed.body, 'x');
+    assert.equal(fixed.status, 201);
+    assert.equal(fixed.headers?.get('x-a'), 'b');
+    assert.equal(streamLength(new GlobalResponse(new Blob([bytes]))), bytes.length);
   });
 });
 

@@ -108,16 +108,24 @@ describe('when the body fails midway', () => {
     }
   });
 
-  it('cuts the connection when the body fails before its first chunk', async () => {
+  it('answers 500 when the body fails before its first chunk, as nothing was sent yet, and carries on', async () => {
     const source = recordingStream({ chunks: 10, failAt: 0 });
-    const site = await startSite(() => new Response(source.stream));
+    const site = await startSite((request) =>
+      new URL(request.url).pathname === '/next' ? new Response('next') : new Response(source.stream),
+    );
+    site.bus.onError = () => {};
     try {
       const connection = await Connection.open(site.server.port);
       connection.write(getRequest('/failing') + getRequest('/next'));
-      await connection.closed;
-      const [event] = await site.finishedCount(1);
-      assert.equal(event!.outcome, 'errored');
-      assert.equal(event!.bytesSent, 0);
+      const failed = await connection.next();
+      assert.equal(failed.status, 500);
+      assert.equal(failed.body.toString(), 'Internal Server Error\n');
+      assert.equal((await connection.next()).body.toString(), 'next');
+      connection.close();
+      const [event] = await site.finishedCount(2);
+      assert.equal(event!.outcome, 'completed');
+      assert.equal((event!.error as Error).message, 'source failed at chunk 0');
+      assert.deepEqual([event!.status, event!.bytesSent], [500, 22]);
     } finally {
       await site.close();
     }

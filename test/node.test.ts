@@ -576,11 +576,10 @@ describe('writing the response', () => {
     }
   });
 
-  it('answers 500 when what the application returned cannot be written, and reports why', async () => {
+  it('answers 500 when what the application returned cannot be written, and reports why, once', async () => {
     const reported: unknown[] = [];
-    const site = await startSite(() => ({ status: 200, headers: {}, body: null }) as unknown as Response, {
-      onError: (error) => reported.push(error),
-    });
+    const site = await startSite(() => ({ status: 200, headers: {}, body: null }) as unknown as Response);
+    site.bus.onError = (error) => reported.push(error);
     try {
       const response = await fetch(site.server.url);
       assert.equal(response.status, 500);
@@ -589,6 +588,7 @@ describe('writing the response', () => {
       assert.deepEqual([event!.status, event!.outcome], [500, 'completed']);
       assert.ok(event!.error instanceof TypeError);
       assert.equal(reported.length, 1);
+      assert.equal(reported[0], event!.error);
     } finally {
       await site.close();
     }

@@ -1,8 +1,10 @@
 /**
  * A connection as a site sees it: the exchanges still open on one socket, oldest first (pipelined
- * requests queue up behind a slow response), the origin its Host header made, and what happens when
- * the socket closes — every exchange still open there is over, since pipelined responses queued
- * behind a slow one get no 'close' of their own.
+ * requests queue up behind a slow response), the origin its Host header made (and the URL of each
+ * request target, or a 400 when Host or target is not one RFC 9112 allows), what happens when the
+ * socket closes — every exchange still open there is over, since pipelined responses queued behind a
+ * slow one get no 'close' of their own — and how it closes while a client is still uploading (a
+ * lingering close, {@link linger}).
  *
  * One socket can carry several sites (a host that mounts two tsgi listeners): each gets its own
  * Connection, found from the socket's first one.
@@ -11,8 +13,9 @@
  * exchange's.
  */
 import type { IncomingMessage } from 'node:http';
-import type { Server as NetServer, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { ScopeOptions } from '../scope.ts';
+import { holdClose, hostServerOf } from './internals.ts';
 import type { Site } from './site.ts';
 
 /** An exchange as its connection keeps it: a link in the list, told when the socket has closed. */
@@ -51,7 +54,7 @@ export class Connection {
     this.scopeOptions = { remoteAddress: socket.remoteAddress, ...site.scopeOptions };
     socket.once('close', () => this.closed());
     // Node's http server sets `server` on each connection it hands requests from.
-    if (site.hosted) site.useFastResponseWhile((socket as { server?: NetServer }).server);
+    if (site.hosted) site.useFastResponseWhile(hostServerOf(socket));
   }
 
   /**
@@ -109,41 +112,176 @@ export function shutDown(socket: Socket): void {
 
 // A request target and Host that the URL parser would return unchanged: the common case, joined
 // without parsing. Anything else (dot segments, characters URL escapes, upper case or numeric hosts,
-// the default port) goes through `new URL`.
+// punycode labels the URL parser may refuse, ports past 9999 or a default one) goes through
+// `new URL`, once per connection for a Host (the origin is kept).
 const PLAIN_TARGET = /^\/[\w\-.~!$&()*+,;=:@/?%]*$/;
-const PLAIN_HOST = /^(?:[a-z0-9-]+\.)*[a-z][a-z0-9-]*(?::[1-9]\d{0,3})?$/;
+const PLAIN_HOST = /^(?:(?!xn--)[a-z0-9-]+\.)*(?!xn--)[a-z][a-z0-9-]*(?::[1-9]\d{0,3})?$/;
 
-/** The origin (`http://host:port`) of a request, or undefined when its Host makes no valid URL. */
+// RFC 9110 §7.2 and RFC 3986 §3.2.2: Host = uri-host [ ":" port ], a uri-host being an IP literal,
+// an IPv4 address or a reg-name (unreserved, sub-delims and %XX). Userinfo, a path, a query,
+// whitespace, control characters or an empty port are not a Host, and RFC 9112 §3.2 answers them
+// 400; the URL parser would instead trim them off (`a/b` became `a`, `evil@host` became `host`).
+const HOST = /^(?:\[[\dA-Fa-f:.]+\]|(?:[\w\-.~!$&'()*+,;=]|%[\dA-Fa-f]{2})+)(?::\d+)?$/;
+
+// RFC 9112 §3.2.2, absolute-form: scheme "://" authority, then the path and query, if any.
+const ABSOLUTE_FORM = /^([A-Za-z][A-Za-z\d+.-]*):\/\/([^/?#]*)([/?].*)?$/s;
+
+/**
+ * The origin (`http://host:port`) of a request, from its Host header; undefined when the request
+ * must be answered 400: a Host that is not `uri-host [":" port]`, or more than one Host line
+ * (RFC 9112 §3.2). The scheme is the socket's (https over TLS), never the client's word.
+ */
 export function originOf(req: IncomingMessage, connection: Connection): string | undefined {
   const host = req.headers.host;
+  if (host !== undefined && hostRepeated(req.rawHeaders)) return undefined;
   if (connection.origin !== undefined && connection.host === host) return connection.origin;
   const socket = connection.socket;
   const scheme = (socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
-  // HTTP/1.0 may leave Host out: name the interface the request came in on.
-  const local = socket.localAddress ?? 'localhost';
-  const name = host ?? (local.includes(':') ? `[${local}]` : local);
-  let origin: string;
-  if (PLAIN_HOST.test(name)) origin = `${scheme}://${name}`;
+  let origin: string | undefined;
+  if (host !== undefined) origin = hostOrigin(scheme, host);
   else {
-    try {
-      origin = new URL(`${scheme}://${name}`).origin;
-    } catch {
-      return undefined;
-    }
+    // HTTP/1.0 may leave Host out (Node answers an HTTP/1.1 request without one 400 itself): name
+    // the interface and port the request came in on.
+    const local = socket.localAddress ?? '127.0.0.1';
+    const name = local.includes(':') ? `[${local}]` : local;
+    origin = hostOrigin(scheme, socket.localPort === undefined ? name : `${name}:${socket.localPort}`);
   }
+  if (origin === undefined) return undefined;
   connection.host = host;
   connection.origin = origin;
   return origin;
 }
 
-/** The absolute URL of `target` at `origin`, as the URL parser writes it; undefined if there is none. */
+/**
+ * The absolute URL of `target` at `origin`, as the URL parser writes it; undefined when the request
+ * must be answered 400.
+ *
+ * An absolute-form target (`GET http://other/x`, as sent to proxies) names its own host, and
+ * RFC 9112 §3.2.2 has an origin server use it and ignore Host, so its authority wins (the Host
+ * header must still be valid: originOf checks it first). What it does not decide is the scheme: that
+ * stays the socket's (`origin`'s), whatever the line claims. Only http and https targets are taken,
+ * and userinfo (`user:pass@`) is refused as RFC 9110 §4.2.4 advises: it serves only to disguise the
+ * host, and undici will not make a Request from a URL that has it.
+ */
 export function absoluteUrl(origin: string, target: string): string | undefined {
   if (PLAIN_TARGET.test(target) && !target.includes('/.') && !/%2e/i.test(target)) return origin + target;
-  try {
-    // Absolute-form targets (from proxies) are URLs already; '*' (OPTIONS *) becomes the origin.
+  if (target.charCodeAt(0) !== 47) {
+    // OPTIONS * is about the server as a whole: its URL is the origin's.
     if (target === '*') return `${origin}/`;
-    return new URL(target.startsWith('/') ? origin + target : target).href;
+    const form = ABSOLUTE_FORM.exec(target);
+    if (form === null) return undefined;
+    const scheme = form[1]!.toLowerCase();
+    if (scheme !== 'http' && scheme !== 'https') return undefined;
+    const own = hostOrigin(origin.startsWith('https:') ? 'https' : 'http', form[2]!);
+    if (own === undefined) return undefined;
+    const rest = form[3] ?? '/';
+    return absoluteUrl(own, rest.charCodeAt(0) === 47 ? rest : `/${rest}`);
+  }
+  try {
+    return new URL(origin + target).href;
   } catch {
     return undefined;
   }
+}
+
+/** `scheme://host` as the URL parser writes an origin; undefined if `host` is not a valid Host. */
+function hostOrigin(scheme: string, host: string): string | undefined {
+  if (PLAIN_HOST.test(host) && !host.endsWith(':80') && !host.endsWith(':443')) return `${scheme}://${host}`;
+  if (!HOST.test(host)) return undefined;
+  try {
+    return new URL(`${scheme}://${host}`).origin;
+  } catch {
+    return undefined; // refused by the URL parser: a port past 65535, a bad IP literal, %2F…
+  }
+}
+
+/**
+ * True when the header list has more than one Host line. Node keeps only the first in
+ * `req.headers`, but the application's `request.headers` would join them ("a, b"). Every request
+ * pays for it (a loop over the names, about 20 ns for ten headers), so nothing is made: the name is
+ * compared a character at a time, `| 32` folding the case of a letter.
+ */
+function hostRepeated(raw: string[]): boolean {
+  let seen = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (
+      name.length === 4 &&
+      (name.charCodeAt(0) | 32) === 104 &&
+      (name.charCodeAt(1) | 32) === 111 &&
+      (name.charCodeAt(2) | 32) === 115 &&
+      (name.charCodeAt(3) | 32) === 116
+    ) {
+      if (seen) return true;
+      seen = true;
+    }
+  }
+  return false;
+}
+
+/** How long a lingering close reads the rest of an upload once the response is complete (ms). */
+export const LINGER_MS = 2000;
+/** How much of the rest of an upload a lingering close reads before it gives up (bytes). */
+export const LINGER_BYTES = 64 * 1024 * 1024;
+/** How often a lingering close checks its bounds (ms): at loopback speed it may read a few MiB more. */
+const LINGER_CHECK_MS = 50;
+
+/**
+ * A lingering close (RFC 9112 §9.6), for a response that is complete while its client is still
+ * sending the request body (an early answer, a 413). Closing then, with upload bytes unread, makes
+ * the kernel reset the connection, and the reset can beat the response to the client, which then
+ * sees EPIPE or ECONNRESET instead of the answer. So the rest of the upload is read and dropped, for
+ * at most {@link LINGER_MS} and {@link LINGER_BYTES}:
+ * - if the response said keep-alive, the connection then carries on (its next request follows);
+ * - if it said close (`close`, see {@link holdClose}), the connection is half-closed at once (a FIN
+ *   right after the response: the client knows the answer is whole) and closed once the upload ends;
+ * - past either bound, the connection is cut.
+ * True when the connection was left to the lingering close (it closes it, if it must).
+ */
+export function linger(req: IncomingMessage, socket: Socket, close: boolean): boolean {
+  if (socket.destroyed) return false;
+  if (req.complete) {
+    if (close) socket.destroySoon();
+    return close;
+  }
+  if (close) socket.end();
+  new Lingering(req, socket, close);
+  return true;
+}
+
+class Lingering {
+  private readonly since = Date.now();
+  private readonly bytesBefore: number;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly req: IncomingMessage,
+    private readonly socket: Socket,
+    private readonly close: boolean,
+  ) {
+    // Counted from the socket: Node drops the body of a request nobody read without a 'data' event.
+    this.bytesBefore = socket.bytesRead;
+    this.timer = setInterval(this.check, LINGER_CHECK_MS);
+    req.once('end', this.ended);
+    socket.once('close', this.stop);
+    req.resume();
+  }
+
+  private readonly check = (): void => {
+    const socket = this.socket;
+    if (Date.now() - this.since < LINGER_MS && socket.bytesRead - this.bytesBefore <= LINGER_BYTES) return;
+    this.stop();
+    socket.destroy();
+  };
+
+  private readonly ended = (): void => {
+    this.stop();
+    if (this.close) this.socket.destroySoon();
+  };
+
+  private readonly stop = (): void => {
+    clearInterval(this.timer);
+    this.req.off('end', this.ended);
+    this.socket.off('close', this.stop);
+  };
 }

@@ -13,6 +13,9 @@
  *
  * A request whose target and Host header do not make a URL is answered 400 without reaching the
  * application. A body read past `maxBodySize` makes the answer a 413 whatever the application returned.
+ * A response complete while the client is still uploading ends the upload: reads still waiting for it
+ * fail, and a lingering close drops the rest (bounded) before the connection goes on or closes, so
+ * that an early answer such as that 413 reaches a client that is still sending.
  */
 import { type IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -22,15 +25,17 @@ import {
   absoluteUrl,
   type Connection,
   connectionOf,
+  linger,
   type OpenExchange,
   originOf,
   shutDown,
   type TrackedSocket,
 } from './connection.ts';
 import { fixedResponse } from './fast-response.ts';
-import { GlobalRequest, lookalikeRequests, NodeRequest, type RequestSource } from './request.ts';
+import { completesOnDetach, holdClose } from './internals.ts';
+import { GlobalRequest, lookalikeRequests, NodeRequest, type RequestSource, type Upload } from './request.ts';
 import type { Site } from './site.ts';
-import { cut, discard, textResponse, undiciFixed, writeFixed, writeStreamHead } from './write.ts';
+import { cut, discard, type StreamHead, textResponse, writeFixed, writeStreamHead } from './write.ts';
 
 /** One request/response exchange with the client. */
 export class Exchange implements RequestSource, OpenExchange {
@@ -38,6 +43,9 @@ export class Exchange implements RequestSource, OpenExchange {
   /** True once the scope was told how the exchange ended. */
   over = false;
   tooLarge = false;
+  upload: Upload | undefined = undefined;
+  /** Set when the response ended before the upload did and the close Node would make was put off. */
+  private holdsClose = false;
   /** Set when writing the application's response failed, so the 500 page is tried once. */
   private failedToWrite = false;
   private readonly connection: Connection;
@@ -122,16 +130,25 @@ export class Exchange implements RequestSource, OpenExchange {
     const connection = this.connection;
     connection.remove(this);
     this.scope.end(outcome, error);
-    if (this.site.closing && connection.open === 0) shutDown(connection.socket);
+    // A response complete before its upload: the rest is for nobody now, and a lingering close reads
+    // it so that the client gets the answer (connection.ts).
+    const lingering = outcome === 'completed' && (this.holdsClose || !this.req.complete) && this.linger();
+    if (this.site.closing && connection.open === 0 && !lingering) shutDown(connection.socket);
+  }
+
+  private linger(): boolean {
+    if (!this.req.complete) this.upload?.discard();
+    // While closing, a connection is not kept for a next request even if its response said so.
+    return linger(this.req, this.connection.socket, this.holdsClose || this.site.closing);
   }
 
   /**
    * The handler failed (it turns application errors into 500s, so that is unexpected), or its
-   * response could not be written: answer 500 and report it.
+   * response could not be written: answer 500. The failure is recorded on the scope, and the handler
+   * that emits request_finished reports it (as 'response'), once.
    */
   private fail(error: unknown): void {
     this.scope.fail(error);
-    this.site.scopeOptions.onError(error);
     this.write(textResponse(500, 'Internal Server Error'));
   }
 
@@ -153,15 +170,18 @@ export class Exchange implements RequestSource, OpenExchange {
     if (this.tooLarge || (this.site.closing && this.connection.open <= 1)) {
       res.shouldKeepAlive = false;
     }
-    if (this.tooLarge) this.req.resume(); // read the rest and drop it, so the client sees the 413
     try {
       const head = this.req.method === 'HEAD';
-      const fixed = fixedResponse(response) ?? undiciFixed(response);
+      const fixed = fixedResponse(response);
       if (fixed !== undefined) writeFixed(res, head, fixed, this.scope);
       else {
         const stream = writeStreamHead(res, head, response, this.scope);
-        if (stream !== null) void this.pump(stream.getReader());
+        if (stream !== null) {
+          void this.pump(stream);
+          return;
+        }
       }
+      if (!this.req.complete) this.holdsClose = holdClose(res);
     } catch (error) {
       // The response cannot be written (a body already read or locked, headers Node refuses…).
       // Before the head went out the client can still get a 500; after it, only a cut connection.
@@ -175,12 +195,14 @@ export class Exchange implements RequestSource, OpenExchange {
     }
   }
 
-  private async pump(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
+  private async pump(stream: StreamHead): Promise<void> {
     const res = this.res;
+    const reader = stream.body.getReader();
     try {
       for (;;) {
         const { done, value } = await reader.read();
         if (this.over) return;
+        stream.send(); // the head goes out with this chunk, if it has not gone alone already
         if (done) break;
         if (!res.write(value)) {
           await new Promise<void>((resolve) => {
@@ -191,8 +213,15 @@ export class Exchange implements RequestSource, OpenExchange {
         }
       }
       res.end();
+      if (!this.req.complete) this.holdsClose = holdClose(res);
     } catch (error) {
       if (this.over) return; // the client left first: the scope cancelled the body
+      // Failed before its first chunk, and the head still unsent (write.ts's StreamHead): a 500.
+      if (stream.withdraw() && !this.failedToWrite) {
+        this.failedToWrite = true;
+        this.fail(error);
+        return;
+      }
       this.end('errored', error);
       cut(res);
     }
@@ -212,17 +241,33 @@ export class Exchange implements RequestSource, OpenExchange {
  * been handed to the socket, so the exchange learns there that it completed, with no listener made
  * per request. An exchange whose connection closes first is ended by the connection, as `aborted`.
  * (Under toNodeListener() the host's responses are plain ones: the exchange listens for `'close'`.)
+ * On a Node without that method to override (internals.ts), it listens for `'close'` too.
  */
 export class ServedResponse extends ServerResponse {
   exchange: Exchange | undefined = undefined;
 
+  constructor(req: IncomingMessage, options?: object) {
+    // @ts-expect-error Node passes (req, options), @types/node declares only req: both are handed on.
+    super(req, options);
+    if (!completesOnDetach()) this.once('close', closedWithoutDetach);
+  }
+
   override detachSocket(socket: Socket): void {
     super.detachSocket(socket);
+    if (completesOnDetach()) this.settle('completed');
+  }
+
+  /** Tells the exchange how it ended, once. */
+  settle(outcome: Outcome): void {
     const exchange = this.exchange;
     if (exchange === undefined) return;
     this.exchange = undefined;
-    exchange.end('completed');
+    exchange.end(outcome);
   }
+}
+
+function closedWithoutDetach(this: ServedResponse): void {
+  this.settle(this.writableFinished ? 'completed' : 'aborted');
 }
 
 function toUndici(request: NodeRequest): Request {

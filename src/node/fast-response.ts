@@ -8,6 +8,10 @@
  * the original comes back when the last such server closes. The Node adapter then writes a string or
  * bytes body straight to the socket, and nothing else is ever built.
  *
+ * This module is also where the Node adapter asks whether a body is fixed data to write whole
+ * ({@link fixedResponse}) or a stream of known length ({@link streamLength}), for FastResponses and
+ * undici's own responses alike (the latter through internals.ts).
+ *
  * What stays true (each has a test in test/fast-response.test.ts):
  * - `instanceof Response` holds for these and for undici's own responses (from `fetch()`,
  *   `Response.json()`, or made before the swap), whichever `Response` the check names;
@@ -26,7 +30,8 @@
  * `formData()` see (they read the content type as it was when the body was made).
  */
 import { Readable } from 'node:stream';
-import { isStaticBody, STATIC_BODY } from '../body.ts';
+import { STATIC_BODY } from '../body.ts';
+import { undiciBodyLength, undiciFixedData, undiciStaticBody } from './internals.ts';
 
 /** The runtime's own `Response`, captured before any swap. */
 export const GlobalResponse: typeof Response = globalThis.Response;
@@ -49,6 +54,7 @@ export interface FixedResponse {
 
 let fixedOf: (response: object) => FixedResponse | undefined;
 let realOf: (response: FastResponse) => Response;
+let lengthOf: (response: object) => number;
 
 // One view, refilled by each call: the writer reads it at once, and a request then allocates nothing
 // for it.
@@ -61,12 +67,41 @@ const view: FixedResponse = {
 };
 
 /**
- * The parts of `response` to write without building a stream, when it is a {@link FastResponse} whose
- * body is a string, bytes or nothing and was never read; otherwise undefined. The object returned is
- * reused by the next call: read it at once.
+ * The parts of `response` to write whole, without reading a stream, when its body is a string, bytes
+ * or nothing that nobody has read or locked: a {@link FastResponse}'s own fields, or for undici's
+ * `Response` (made before the swap, with `fastResponse: false`, or behind a FastResponse whose body
+ * undici holds) the data it was made from, as internals.ts finds it. Otherwise undefined: the body is
+ * to be streamed. The object returned is reused by the next call: read it at once.
+ *
+ * This, {@link streamLength}, and the scope's `fixedBody` oracle (internals.ts's `undiciStaticBody`,
+ * given to every scope by site.ts) are the Node adapter's only answers to "is this body fixed data?".
  */
 export function fixedResponse(response: Response): FixedResponse | undefined {
   return fixedOf(response);
+}
+
+/**
+ * The length of a body to stream whose size is known all the same (a Blob nobody has read), so that
+ * it goes out with a Content-Length; -1 when unknown.
+ */
+export function streamLength(response: Response): number {
+  return lengthOf(response);
+}
+
+/** The {@link view}, filled. */
+function fill(
+  status: number,
+  statusText: string,
+  headers: Headers | undefined,
+  contentType: string | undefined,
+  body: string | Uint8Array<ArrayBuffer> | null,
+): FixedResponse {
+  view.status = status;
+  view.statusText = statusText;
+  view.headers = headers;
+  view.contentType = contentType;
+  view.body = body;
+  return view;
 }
 
 type FastBody = string | Uint8Array<ArrayBuffer> | ReadableStream<Uint8Array> | null;
@@ -129,7 +164,7 @@ export class FastResponse {
       this.#status = real.status;
       this.#statusText = real.statusText;
       this.#headers = real.headers;
-      this[STATIC_BODY] = isStaticBody(real);
+      this[STATIC_BODY] = undiciStaticBody(real);
       return;
     }
     if (headersInit !== undefined) {
@@ -274,15 +309,33 @@ export class FastResponse {
   static {
     realOf = (response) => response.#materialize();
     fixedOf = (response) => {
-      if (!(#real in response) || response.#real !== undefined) return undefined;
+      if (!(#real in response)) {
+        const real = response as Response;
+        const data = undiciFixedData(real);
+        return data === undefined
+          ? undefined
+          : fill(real.status, real.statusText, real.headers, undefined, data);
+      }
       const body = response.#body;
       if (body instanceof ReadableStream) return undefined;
-      view.status = response.#status;
-      view.statusText = response.#statusText;
-      view.headers = response.#headers;
-      view.contentType = response.#contentType;
-      view.body = body;
-      return view;
+      const real = response.#real;
+      if (real !== undefined) {
+        if (body === null) {
+          // undici made this body from data we never saw (a Blob, an ArrayBuffer, form data…).
+          const data = undiciFixedData(real);
+          if (data === undefined) return undefined;
+          return fill(response.#status, response.#statusText, response.#headers, undefined, data);
+        }
+        // Our own string or bytes, which undici copied when something asked for the body: they are
+        // still the body unless that stream was read or taken since (a clone's tee does neither).
+        if (real.bodyUsed || real.body?.locked) return undefined;
+      }
+      return fill(response.#status, response.#statusText, response.#headers, response.#contentType, body);
+    };
+    lengthOf = (response) => {
+      if (!(#real in response)) return undiciBodyLength(response as Response);
+      const real = response.#real;
+      return real === undefined || response.#body !== null ? -1 : undiciBodyLength(real);
     };
   }
 }

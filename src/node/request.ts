@@ -33,6 +33,8 @@ export interface RequestSource {
   readonly maxBodySize: number;
   /** Set by the body stream when the body passed `maxBodySize`. */
   tooLarge: boolean;
+  /** The body stream's source, once the application made one: what the exchange stops when it is over. */
+  upload?: Upload | undefined;
 }
 
 /**
@@ -55,6 +57,26 @@ export class PayloadTooLargeError extends Error {
   readonly status = 413;
   constructor(readonly limit: number) {
     super(`tsgi: the request body is larger than maxBodySize (${limit} bytes); the server answers 413`);
+  }
+}
+
+/**
+ * The error a request body read fails with when the response was complete before the body had
+ * arrived: the rest of the upload was read and dropped so that the connection could close cleanly.
+ *
+ * @example
+ * // Read the body before answering; a response sent first ends the upload.
+ * const app: Application = async (request) => {
+ *   const data = await request.json();
+ *   return Response.json(await save(data), { status: 201 });
+ * };
+ */
+export class UploadDiscardedError extends Error {
+  override name = 'UploadDiscardedError';
+  constructor() {
+    super(
+      'tsgi: the response was complete before the request body arrived, so the rest of the upload was discarded; read the body before returning the response',
+    );
   }
 }
 
@@ -83,12 +105,15 @@ export class NodeRequest {
   /** undefined until made; null for a request without a body. */
   #body: ReadableStream<Uint8Array> | null | undefined;
   #real: Request | undefined;
+  /** True when #real was made after the body was used: its body is a stand-in, ours is still the body. */
+  #standIn: boolean;
 
   constructor(source: RequestSource) {
     this.#source = source;
     this.#headers = undefined;
     this.#body = undefined;
     this.#real = undefined;
+    this.#standIn = false;
   }
 
   get method(): string {
@@ -115,12 +140,12 @@ export class NodeRequest {
   }
 
   get body(): ReadableStream<Uint8Array> | null {
-    if (this.#real !== undefined) return this.#real.body;
+    if (this.#real !== undefined && !this.#standIn) return this.#real.body;
     return this.#stream();
   }
 
   get bodyUsed(): boolean {
-    if (this.#real !== undefined) return this.#real.bodyUsed;
+    if (this.#real !== undefined && !this.#standIn) return this.#real.bodyUsed;
     const body = this.#body;
     return body !== undefined && body !== null && isDisturbed(body);
   }
@@ -160,13 +185,18 @@ export class NodeRequest {
 
   #read<T>(reader: BodyReader): Promise<T> {
     try {
-      if (this.#real !== undefined) return (this.#real[reader] as () => Promise<T>)();
+      if (this.#real !== undefined && !this.#standIn) return (this.#real[reader] as () => Promise<T>)();
       const body = this.#stream();
       if (body !== null && (body.locked || isDisturbed(body))) {
         throw new TypeError('Body is unusable: Body has already been read');
       }
-      // undici's body readers, on a response that carries only the body and its content type.
-      const type = this.#source.req.headers['content-type'];
+      // undici's body readers, on a response that carries only the body and its content type. The
+      // type is the header list's at the time of the call (undici's too): the application may have
+      // set it since the request came in.
+      const type =
+        this.#headers === undefined && this.#real === undefined
+          ? this.#source.req.headers['content-type']
+          : (this.headers.get('content-type') ?? undefined);
       const carrier = new GlobalResponse(
         body,
         type === undefined ? undefined : { headers: { 'content-type': type } },
@@ -177,16 +207,33 @@ export class NodeRequest {
     }
   }
 
-  /** The undici Request this one becomes when something needs more than the members above. */
+  /**
+   * The undici Request this one becomes when something needs more than the members above.
+   *
+   * undici refuses to make a Request around a body already read or locked, yet a used request must
+   * still materialize: `new Request(request, { body })` after the application read `request` reads
+   * its slots, and undici itself then lets the new body replace the used one. So such a request gets
+   * a stand-in body, put in the same state (read, locked), and the body stays ours.
+   */
   #materialize(): Request {
-    this.#real ??= new GlobalRequest(this.url, {
+    if (this.#real !== undefined) return this.#real;
+    const body = this.#stream();
+    const used = body !== null && (body.locked || isDisturbed(body));
+    const real = new GlobalRequest(this.url, {
       method: this.method,
       headers: this.headers,
-      body: this.#stream(),
+      body: used ? new ReadableStream({ start: (controller) => controller.close() }) : body,
       signal: this.#source.signal,
       duplex: 'half',
     } as RequestInit);
-    return this.#real;
+    if (used) {
+      this.#standIn = true;
+      const reader = real.body!.getReader();
+      if (isDisturbed(body)) reader.read().catch(noop);
+      if (!body.locked) reader.releaseLock();
+    }
+    this.#real = real;
+    return real;
   }
 
   static {
@@ -266,61 +313,113 @@ export const lookalikeRequests: boolean = (() => {
 /**
  * The request body as a stream that reads the socket only when pulled and fails with
  * {@link PayloadTooLargeError} past `maxBodySize` (at once when `Content-Length` says so). Null for
- * a request without a body (GET and HEAD, or no `Content-Length` and no `Transfer-Encoding`).
+ * a request without a body (GET and HEAD, or neither `Content-Length` nor `Transfer-Encoding`);
+ * with `Content-Length: 0` it is a stream that ends at once, as undici gives for an empty body.
  */
 export function requestBody(source: RequestSource): ReadableStream<Uint8Array> | null {
   const req = source.req;
   const method = req.method;
   if (method === 'GET' || method === 'HEAD') return null;
-  const length = req.headers['content-length'];
-  if (req.headers['transfer-encoding'] === undefined && (length === undefined || length === '0')) return null;
-  const limit = source.maxBodySize;
-  let received = 0;
-  let listening = false;
-  let waiting: (() => void) | undefined;
-  const wake = (): void => {
-    const resolve = waiting;
-    waiting = undefined;
+  if (req.headers['transfer-encoding'] === undefined) {
+    const length = req.headers['content-length'];
+    if (length === undefined) return null;
+    if (length === '0') return new ReadableStream({ start: (controller) => controller.close() });
+  }
+  const upload = new Upload(source);
+  source.upload = upload;
+  return new ReadableStream<Uint8Array>(upload, { highWaterMark: 0 });
+}
+
+/**
+ * The source of a request body stream: the IncomingMessage, read on demand. Once it is done (ended,
+ * failed, cancelled or discarded) it lets go of the IncomingMessage, so the exchange can drain it.
+ */
+export class Upload implements UnderlyingDefaultSource<Uint8Array> {
+  private received = 0;
+  private listening = false;
+  private done = false;
+  private controller: ReadableStreamDefaultController<Uint8Array> | undefined = undefined;
+  private waiting: (() => void) | undefined = undefined;
+
+  constructor(private readonly source: RequestSource) {}
+
+  start(controller: ReadableStreamDefaultController<Uint8Array>): void {
+    this.controller = controller;
+    const length = this.source.req.headers['content-length'];
+    if (length !== undefined && Number(length) > this.source.maxBodySize) this.tooLarge();
+  }
+
+  async pull(controller: ReadableStreamDefaultController<Uint8Array>): Promise<void> {
+    const req = this.source.req;
+    if (!this.listening && !this.done) {
+      this.listening = true;
+      req.on('readable', this.wake);
+      req.on('end', this.wake);
+      req.on('close', this.wake);
+    }
+    for (;;) {
+      if (this.done) return;
+      const chunk = req.read() as Buffer | null;
+      if (chunk !== null) {
+        this.received += chunk.byteLength;
+        if (this.received > this.source.maxBodySize) return this.tooLarge();
+        controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+        return;
+      }
+      // Node tears the request down when the socket closes, even when the whole body had arrived
+      // first (a fire-and-forget client): such a body is still whole, its bytes read above.
+      if (req.readableEnded || (req.destroyed && req.complete)) {
+        this.stop();
+        return controller.close();
+      }
+      if (req.destroyed) {
+        this.stop();
+        return controller.error(req.errored ?? new Error('tsgi: the client went away during the upload'));
+      }
+      await new Promise<void>((resolve) => {
+        this.waiting = resolve;
+      });
+    }
+  }
+
+  cancel(): void {
+    // Nobody wants the rest: Node discards it, so the connection stays usable.
+    this.stop();
+    this.source.req.resume();
+  }
+
+  /**
+   * The exchange is over before the body arrived: a read still waiting, and any later one, fails with
+   * {@link UploadDiscardedError}, and the IncomingMessage is let go so the rest can be dropped.
+   */
+  discard(): void {
+    if (this.done) return;
+    this.stop();
+    this.controller?.error(new UploadDiscardedError());
+  }
+
+  private tooLarge(): void {
+    this.source.tooLarge = true;
+    this.stop();
+    this.controller?.error(new PayloadTooLargeError(this.source.maxBodySize));
+  }
+
+  private stop(): void {
+    this.done = true;
+    if (this.listening) {
+      const req = this.source.req;
+      req.off('readable', this.wake);
+      req.off('end', this.wake);
+      req.off('close', this.wake);
+    }
+    this.wake();
+  }
+
+  private readonly wake = (): void => {
+    const resolve = this.waiting;
+    this.waiting = undefined;
     resolve?.();
   };
-  const tooLarge = (controller: ReadableStreamDefaultController<Uint8Array>): void => {
-    source.tooLarge = true;
-    controller.error(new PayloadTooLargeError(limit));
-  };
-  return new ReadableStream<Uint8Array>(
-    {
-      start(controller) {
-        if (length !== undefined && Number(length) > limit) tooLarge(controller);
-      },
-      async pull(controller) {
-        if (!listening) {
-          listening = true;
-          req.on('readable', wake);
-          req.on('end', wake);
-          req.on('close', wake);
-        }
-        for (;;) {
-          const chunk = req.read() as Buffer | null;
-          if (chunk !== null) {
-            received += chunk.byteLength;
-            if (received > limit) return tooLarge(controller);
-            controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-            return;
-          }
-          if (req.readableEnded) return controller.close();
-          if (req.destroyed) {
-            return controller.error(req.errored ?? new Error('tsgi: the client went away during the upload'));
-          }
-          await new Promise<void>((resolve) => {
-            waiting = resolve;
-          });
-        }
-      },
-      cancel() {
-        // Nobody wants the rest: Node discards it, so the connection stays usable.
-        req.resume();
-      },
-    },
-    { highWaterMark: 0 },
-  );
 }
+
+function noop(): void {}

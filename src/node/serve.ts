@@ -26,12 +26,12 @@ import type { Application } from '../types.ts';
 import { CONNECTION, shutDown, type TrackedSocket } from './connection.ts';
 import { Exchange, ServedResponse } from './exchange.ts';
 import { useFastResponse } from './fast-response.ts';
-import { PayloadTooLargeError } from './request.ts';
+import { PayloadTooLargeError, UploadDiscardedError } from './request.ts';
 import { type ListenerOptions, Site } from './site.ts';
 import { noop } from './write.ts';
 
 export type { ListenerOptions };
-export { PayloadTooLargeError };
+export { PayloadTooLargeError, UploadDiscardedError };
 
 /**
  * Options of {@link serve}.

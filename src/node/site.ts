@@ -1,13 +1,15 @@
 /**
  * A site: what one `serve()` server or one `toNodeListener()` listener shares between its requests —
- * the handler, the limits, the request-scope options, whether it is closing, how many exchanges are
- * still open (so `close()` can wait for them), and, for a listener inside a foreign host, which host
- * servers hold the FastResponse swap.
+ * the handler, the limits, the request-scope options (with the oracle that tells a scope which undici
+ * bodies are fixed data), whether it is closing, how many exchanges are still open (so `close()` can
+ * wait for them), and, for a listener inside a foreign host, which host servers hold the FastResponse
+ * swap.
  */
 import type { Server as NetServer } from 'node:net';
 import { createHandler, isHandler } from '../handler.ts';
 import type { Application, Handler } from '../types.ts';
 import { type FastResponse, useFastResponse } from './fast-response.ts';
+import { undiciStaticBody } from './internals.ts';
 
 /**
  * Options shared by {@link serve} and {@link toNodeListener}.
@@ -39,7 +41,12 @@ export const DEFAULT_MAX_BODY_SIZE = 1024 * 1024;
 export class Site {
   readonly handler: Handler;
   readonly maxBodySize: number;
-  readonly scopeOptions: { gracePeriodMs: number; onError: (error: unknown) => void; onFinished: () => void };
+  readonly scopeOptions: {
+    gracePeriodMs: number;
+    onError: (error: unknown) => void;
+    onFinished: () => void;
+    fixedBody: (response: Response) => boolean;
+  };
   /** Set by `close()`: answers go out with `Connection: close`, and sockets close when their last exchange ends. */
   closing = false;
   /** Exchanges whose scope has not finished yet. */
@@ -67,6 +74,8 @@ export class Site {
       gracePeriodMs: options.gracePeriodMs ?? 1000,
       onError: options.onError ?? ((error: unknown) => bus.onError(error, 'request_scope')),
       onFinished: () => this.scopeFinished(),
+      // Undici's responses made from a string or bytes are then never proxied at a layer boundary.
+      fixedBody: undiciStaticBody,
     };
   }
 

@@ -1,15 +1,18 @@
 /**
  * Writing a `Response` to a Node `ServerResponse`: the head (status, reason, headers as a flat list,
- * repeated `Set-Cookie` kept), and for a body of fixed data (a string or bytes in a FastResponse, or an
- * unread undici one) one `end()` with the body's true `Content-Length`, no stream made. A body that
- * streams is left to the exchange to pump (with backpressure); HEAD, 204, 304 and 1xx responses never
- * read their body, they cancel it.
+ * repeated `Set-Cookie` kept), and for a body of fixed data (a string or bytes that nobody has read,
+ * in a FastResponse or an undici one: fast-response.ts's `fixedResponse()`) one `end()` with the
+ * body's true `Content-Length`, no stream made. A body that streams is left to the exchange to pump
+ * (with backpressure) through a {@link StreamHead}, which sends the head with the first chunk or on
+ * its own at the end of the turn; one of known size (a Blob) gets its Content-Length. HEAD, 204, 304
+ * and 1xx responses never read their body, they cancel it.
  */
 import { Buffer } from 'node:buffer';
-import type { ServerResponse } from 'node:http';
-import { isStaticBody, staticSource } from '../body.ts';
+import { type ServerResponse, validateHeaderName, validateHeaderValue } from 'node:http';
+import { isStaticBody } from '../body.ts';
 import type { RequestScope } from '../scope.ts';
-import type { FixedResponse } from './fast-response.ts';
+import { type FixedResponse, streamLength } from './fast-response.ts';
+import { presetContentLength } from './internals.ts';
 
 const TEXT = 'text/plain; charset=utf-8';
 
@@ -24,20 +27,13 @@ export function writeFixed(
   scope: RequestScope,
 ): void {
   const { status, body } = fixed;
-  const internal = res as InternalResponse;
   const length = body === null ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;
   const bodyless = head || noBodyStatus(status);
   let lengthHeader: string | undefined;
+  // The length we send is the body's, whatever a header said; where it can, Node writes it itself
+  // (internals.ts), else it goes in as a header (HEAD, HTTP/1.0).
   if (!noBodyStatus(status) && (body !== null || !bodyless)) {
-    // The length we send is the body's, whatever a header said. Node adds it itself from
-    // `_contentLength` when it would otherwise frame the body chunked (HTTP/1.1, a body allowed):
-    // one string append instead of a header to validate. Elsewhere (HEAD, HTTP/1.0), or on a Node
-    // without that field, it goes in as a header.
-    if (!bodyless && internal.useChunkedEncodingByDefault && internal._contentLength === null) {
-      internal._contentLength = length;
-    } else {
-      lengthHeader = String(length);
-    }
+    if (bodyless || !presetContentLength(res, length)) lengthHeader = String(length);
   }
   let headers: readonly string[];
   if (fixed.headers === undefined) headers = contentTypeHeaders(fixed.contentType, lengthHeader);
@@ -57,33 +53,124 @@ export function writeFixed(
 }
 
 /**
- * Writes the head of any other response and returns its body, held through the scope's handle, for
- * the caller to pump; null when there is nothing to pump (no body, or HEAD/204/304, whose body is
- * cancelled unread) and the response is already ended.
+ * Starts any other response: returns a {@link StreamHead} holding its body through the scope's handle
+ * for the caller to pump; null when there is nothing to pump (no body, or HEAD/204/304, whose body is
+ * cancelled unread), and the response is then already ended. Throws when the body cannot be sent (it
+ * was read, in part or whole, or is locked): nothing was written, and the caller can still answer 500.
  */
 export function writeStreamHead(
   res: ServerResponse,
   head: boolean,
   response: Response,
   scope: RequestScope,
-): ReadableStream<Uint8Array> | null {
+): StreamHead | null {
   const status = response.status;
-  const headers = nodeHeaders(response.headers, false);
   const body = response.body;
   const bodyless = head || noBodyStatus(status);
-  if (body === null && !bodyless && !response.headers.has('content-length')) {
-    headers.push('content-length', '0');
-  }
-  if (bodyless && body !== null) discard(response);
-  scope.status = status;
   if (bodyless || body === null) {
+    const headers = nodeHeaders(response.headers, false);
+    if (body === null && !bodyless && !response.headers.has('content-length')) {
+      headers.push('content-length', '0');
+    }
+    if (bodyless && body !== null) discard(response);
+    scope.status = status;
     res.writeHead(status, response.statusText || undefined, headers);
     res.end();
     return null;
   }
-  const stream = scope.own(body, noop);
-  res.writeHead(status, response.statusText || undefined, headers);
-  return stream;
+  if (response.bodyUsed) {
+    throw new TypeError(
+      'tsgi: this response body was already read (in part or whole), so it cannot be sent; return a new Response instead',
+    );
+  }
+  const length = streamLength(response);
+  const headers = nodeHeaders(response.headers, length >= 0);
+  // Node's own checks, now: the head is written later, where a header Node refuses could no longer
+  // be answered with a 500 (a WHATWG Headers takes control characters that Node does not).
+  for (let i = 0; i < headers.length; i += 2) {
+    validateHeaderName(headers[i]!);
+    validateHeaderValue(headers[i]!, headers[i + 1]!);
+  }
+  if (length >= 0) {
+    headers.push('content-length', String(length));
+    // Node then refuses to send more or fewer bytes than that, rather than break the framing.
+    res.strictContentLength = true;
+  }
+  return new StreamHead(res, status, response.statusText, headers, scope.own(body, noop), scope);
+}
+
+/**
+ * The head of a response whose body is pumped: sent with the first chunk when that is ready within
+ * the current turn of the event loop, else on its own when the turn is over (a `setImmediate`).
+ *
+ * Node's `writeHead()` only stores a head, which leaves with the first body write: a server-sent
+ * events or long-poll response whose first event comes late would leave the client without even a
+ * status. Sending the head alone at once would cost a second write for the common stream whose first
+ * chunk is ready at once, hence the turn's grace.
+ *
+ * Until the head is written nothing is committed: a body that fails before its first chunk, within
+ * that turn, is answered 500 like any failure before the head (the way a WSGI server sends nothing
+ * before the first chunk). Once the head is out, a failing body can only be signalled by cutting
+ * the connection ({@link cut}): the client knows the body is not whole, not why, and it has the
+ * status the application chose. A body whose first chunk takes longer than a turn to fail is in
+ * that second case.
+ */
+export class StreamHead {
+  /** True once the head was written, or given up for another answer. */
+  private done = false;
+  private readonly timer: NodeJS.Immediate;
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly status: number,
+    private readonly statusText: string,
+    private readonly headers: string[],
+    /** The body, held through the scope's handle. */
+    readonly body: ReadableStream<Uint8Array>,
+    private readonly scope: RequestScope,
+  ) {
+    this.timer = setImmediate(sendAlone, this);
+  }
+
+  /**
+   * Writes the head, to go out with the write that follows; nothing once it was written. When Node
+   * refuses it (it throws), the head stays unwritten, and {@link withdraw} says so.
+   */
+  send(): void {
+    if (this.done) return;
+    this.res.writeHead(this.status, this.statusText || undefined, this.headers);
+    this.done = true;
+    clearImmediate(this.timer);
+    this.scope.status = this.status;
+  }
+
+  /** Gives up the head if it was not written yet, to answer otherwise: true when it was not. */
+  withdraw(): boolean {
+    if (this.done) return false;
+    this.done = true;
+    clearImmediate(this.timer);
+    return true;
+  }
+
+  /** The turn is over and no chunk came: the head goes out alone, unless the exchange is over. */
+  flush(): void {
+    const res = this.res;
+    if (this.done || res.destroyed || this.scope.isClosing) return;
+    try {
+      res.writeHead(this.status, this.statusText || undefined, this.headers);
+    } catch {
+      // A head Node refuses though it was checked when made: left unwritten, so that the pump's
+      // send() meets the same refusal and answers 500.
+      return;
+    }
+    this.done = true;
+    this.scope.status = this.status;
+    res.flushHeaders();
+  }
+}
+
+function sendAlone(head: StreamHead): void {
+  head.flush();
 }
 
 /**
@@ -94,19 +181,6 @@ export function cut(res: ServerResponse): void {
   const socket = res.socket;
   if (socket !== null) while (socket.writableCorked > 0) socket.uncork();
   res.destroy();
-}
-
-/** An undici response made from a string or bytes, unread, as the parts writeFixed() takes. */
-export function undiciFixed(response: Response): FixedResponse | undefined {
-  const body = staticSource(response);
-  if (body === undefined) return undefined;
-  return {
-    status: response.status,
-    statusText: response.statusText,
-    headers: response.headers,
-    contentType: undefined,
-    body: body as Uint8Array<ArrayBuffer> | string,
-  };
 }
 
 /** A status whose response never has a body, nor a Content-Length (1xx, 204, 304). */
@@ -165,14 +239,6 @@ export function contentTypeHeaders(
     sharedHeaders = Object.freeze(['content-type', contentType]);
   }
   return sharedHeaders;
-}
-
-/** The fields of Node's ServerResponse the writer uses beyond its public API. */
-export interface InternalResponse extends ServerResponse {
-  /** True when Node would frame a body of unknown length chunked (HTTP/1.1). */
-  useChunkedEncodingByDefault: boolean;
-  /** The body length Node writes as Content-Length when no header gives one; null until set. */
-  _contentLength?: number | null;
 }
 
 export function noop(): void {}

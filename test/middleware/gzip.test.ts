@@ -4,9 +4,11 @@ import { after, before, describe, it } from 'node:test';
 import { createGunzip, gunzipSync } from 'node:zlib';
 import { negotiate } from '../../middleware/gzip.ts';
 import { gzip, isCompressible } from '../../middleware/index.ts';
+import { RequestScope } from '../../src/host.ts';
 import {
   type Application,
   createHandler,
+  FastResponse,
   type RequestFinishedEvent,
   type RunningServer,
   SignalBus,
@@ -419,9 +421,24 @@ describe('gzip() in-process', () => {
   });
 
   it('honours the threshold option', async () => {
-    const small = () => new Response(text(100), { headers: { 'content-type': 'text/plain' } });
+    // A FastResponse says its body is fixed data, so gzip() can measure it (a runtime's own Response
+    // says so only through a host's scope; outside one its body counts as a stream of unknown size).
+    const small = () =>
+      new FastResponse(text(100), { headers: { 'content-type': 'text/plain' } }) as unknown as Response;
     assert.equal((await run(small, { threshold: 50 })).headers.get('content-encoding'), 'gzip');
     assert.equal((await run(small)).headers.get('content-encoding'), null);
+  });
+
+  it('compresses a runtime’s own Response of unknown size outside a host scope, and measures it inside one', async () => {
+    const small = () => new Response(text(100), { headers: { 'content-type': 'text/plain' } });
+    assert.equal((await run(small)).headers.get('content-encoding'), 'gzip');
+    const scope = new RequestScope({ fixedBody: () => true });
+    const measured = await gzip()(small)(
+      new Request('http://127.0.0.1/', { headers: accepts }),
+      scope.context,
+    );
+    assert.equal(measured.headers.get('content-encoding'), null);
+    assert.equal(await measured.text(), text(100));
   });
 
   it('adds Vary to a response whose headers are immutable (a fetch() response) on a copy', async () => {
