@@ -57,7 +57,8 @@ function tsgi(layers: number): RequestListener {
   const passThrough: Middleware = (next) => (request, context) => next(request, context);
   const middleware = Array.from({ length: layers }, () => passThrough);
   const handler = createHandler(() => new Response('Hello World'), { middleware, signals: bus });
-  return toNodeListener(handler) as RequestListener;
+  // The same FastResponse swap serve() makes (toNodeListener() leaves a host's global alone by default).
+  return toNodeListener(handler, { fastResponse: true }) as RequestListener;
 }
 
 /** CPU µs per request of one round of `requests` requests. */

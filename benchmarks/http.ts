@@ -7,7 +7,9 @@
  *   baseline;
  * - `tsgi-0`: `serve(createHandler(app))`, where `app` returns a plain global `new Response('Hello World')`;
  * - `tsgi-10`: the same with ten pass-through middleware (`(next) => (req, ctx) => next(req, ctx)`).
- * Both tsgi targets have a receiver connected to `request_started` and to `request_finished`.
+ * - `tsgi-10-undici`: `tsgi-10` with `fastResponse: false` (the global `Response` left alone).
+ *
+ * Every tsgi target has a receiver connected to `request_started` and to `request_finished`.
  *
  * Each server runs in its own process pinned to CPU 0 (`taskset -c 0`); autocannon runs in this
  * process, pinned to CPU 1. Rounds are interleaved (raw, tsgi-0, tsgi-10, raw, …) so that drift in the
@@ -27,7 +29,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
-const TARGETS = ['raw', 'raw-length', 'tsgi-0', 'tsgi-10'] as const;
+const TARGETS = ['raw', 'raw-length', 'tsgi-0', 'tsgi-10', 'tsgi-10-undici'] as const;
 type Target = (typeof TARGETS)[number];
 
 interface AutocannonResult {
@@ -67,11 +69,13 @@ async function runServer(target: Target): Promise<void> {
   bus.connect('request_finished', () => {
     finished++;
   });
-  const layers = target === 'tsgi-10' ? 10 : 0;
+  const layers = target === 'tsgi-0' ? 0 : 10;
   const passThrough: Middleware = (next) => (request, context) => next(request, context);
   const middleware = Array.from({ length: layers }, () => passThrough);
   const app = () => new Response('Hello World');
-  const server = await serve(createHandler(app, { middleware, signals: bus }), { port: 0 });
+  // tsgi-10-undici: the global Response left alone (`fastResponse: false`), so the app's responses are undici's.
+  const fastResponse = target !== 'tsgi-10-undici';
+  const server = await serve(createHandler(app, { middleware, signals: bus }), { port: 0, fastResponse });
   console.log(server.port);
   process.on('SIGTERM', () => {
     void server.close().then(() => {

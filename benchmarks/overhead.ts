@@ -22,6 +22,7 @@ import { gzip, logging } from '../middleware/index.ts';
 import { isStaticBody } from '../src/body.ts';
 import { RequestScope } from '../src/host.ts';
 import { type Application, createHandler, type Middleware, SignalBus } from '../src/index.ts';
+import { undiciStaticBody } from '../src/node/internals.ts';
 
 const ROUNDS = 3;
 const REQUESTS = 20_000;
@@ -58,11 +59,11 @@ function site(app: Application, layers: Middleware[]): Application {
 async function drive(app: Application, scoped: boolean): Promise<void> {
   const request = new Request('http://127.0.0.1/');
   if (!scoped) {
-    const response = await app(request, new RequestScope().context);
+    const response = await app(request, new RequestScope({ fixedBody: undiciStaticBody }).context);
     await response.arrayBuffer();
     return;
   }
-  const scope = new RequestScope();
+  const scope = new RequestScope({ fixedBody: undiciStaticBody });
   const response = await app(request, scope.context);
   scope.status = response.status;
   if (isStaticBody(response)) {
