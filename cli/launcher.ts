@@ -26,10 +26,10 @@ export const LAUNCHER = fileURLToPath(cliModule('tsgi'));
 
 /**
  * Node options a child needs to run the launcher from sources when this process was not started by
- * the launcher (a test calling `main()` directly): tsx, and the export condition under which 'tsgi'
- * resolves to this repository's sources.
+ * the launcher (a test calling `main()` directly): tsx. The launcher's resolve hook then maps 'tsgi'
+ * to this repository's sources.
  */
-const SOURCE_EXEC_ARGV = ['--import', 'tsx', '--conditions=tsgi-source'];
+const SOURCE_EXEC_ARGV = ['--import', 'tsx'];
 
 /** How a supervisor runs this command again in a child. */
 export function relaunch(

@@ -2,7 +2,7 @@
 /**
  * The `tsgi` command: package.json's `bin` runs the built `dist/cli/tsgi.js`, plain JavaScript on
  * Node 20 with no loader. Inside this repository the same file runs from source:
- * `node --import tsx --conditions=tsgi-source cli/tsgi.ts` (what `npm start` and the CLI tests do).
+ * `node --import tsx cli/tsgi.ts` (what `npm start` and the CLI tests do).
  *
  * A TypeScript site is loaded through tsx, registered only when one is served (typescript.ts). The
  * process exits explicitly once the server has drained: a site's stray timer must not keep it alive.

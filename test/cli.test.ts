@@ -11,8 +11,8 @@ import { main } from '../cli/main.ts';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const launcher = join(repo, 'cli/tsgi.ts');
-// The launcher run from source, as `npm start` runs it: tsx, and 'tsgi' resolved to the sources.
-const fromSource = ['--import', 'tsx', '--conditions=tsgi-source'];
+// The launcher run from source under tsx, as `npm start` runs it (its resolve hook maps 'tsgi' to src/).
+const fromSource = ['--import', 'tsx'];
 const probe = join(repo, 'test/fixtures/sites/probe.ts');
 const alphaSettings = join(repo, 'test/fixtures/sites/alpha/settings.ts');
 const mysiteSettings = join(repo, 'examples/mysite/settings.ts');
