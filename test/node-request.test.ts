@@ -7,13 +7,8 @@ import type { IncomingMessage } from 'node:http';
 import { PassThrough } from 'node:stream';
 import { describe, it } from 'node:test';
 import { inspect } from 'node:util';
-import {
-  GlobalRequest,
-  lookalikeRequests,
-  NodeRequest,
-  PayloadTooLargeError,
-  type RequestSource,
-} from '../src/node/request.ts';
+import { lookalikeRequests } from '../src/node/internals.ts';
+import { GlobalRequest, NodeRequest, PayloadTooLargeError, type RequestSource } from '../src/node/request.ts';
 
 function source(
   method: string,
@@ -47,7 +42,7 @@ describe('NodeRequest', () => {
     assert.ok(lookalike instanceof Request);
     assert.equal(Object.prototype.toString.call(lookalike), '[object Request]');
     assert.equal(lookalike.constructor, GlobalRequest);
-    assert.equal(lookalikeRequests, true);
+    assert.equal(lookalikeRequests(), true);
   });
 
   it('defines every member of undici’s Request itself', () => {

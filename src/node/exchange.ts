@@ -32,8 +32,8 @@ import {
   type TrackedSocket,
 } from './connection.ts';
 import { fixedResponse } from './fast-response.ts';
-import { completesOnDetach, holdClose } from './internals.ts';
-import { GlobalRequest, lookalikeRequests, NodeRequest, type RequestSource, type Upload } from './request.ts';
+import { completesOnDetach, holdClose, lookalikeRequests } from './internals.ts';
+import { GlobalRequest, NodeRequest, type RequestSource, type Upload } from './request.ts';
 import type { Site } from './site.ts';
 import { cut, discard, type StreamHead, textResponse, writeFixed, writeStreamHead } from './write.ts';
 
@@ -101,7 +101,7 @@ export class Exchange implements RequestSource, OpenExchange {
     let result: Response | Promise<Response>;
     try {
       result = this.site.handler(
-        lookalikeRequests ? (request as unknown as Request) : toUndici(request),
+        lookalikeRequests() ? (request as unknown as Request) : toUndici(request),
         this.scope.context,
       );
     } catch (error) {

@@ -45,6 +45,7 @@ import { Duplex } from 'node:stream';
 import { scopeOf } from '../scope.ts';
 import { signals } from '../signals.ts';
 import type { Application, RequestContext } from '../types.ts';
+import { sendUnframed } from './internals.ts';
 
 /**
  * A `node:http` request listener: Express and Connect apps are ones (`next` is optional). It may be
@@ -142,7 +143,7 @@ class Exchange {
     this.req = makeRequest(request, context, url, this.socket as unknown as Socket);
     this.res = new ServerResponse(this.req);
     this.res.sendDate = false; // the tsgi server dates the response
-    this.res.useChunkedEncodingByDefault = false; // raw bytes: the tsgi server frames the body
+    sendUnframed(this.res); // raw bytes where it can: the tsgi server frames the body
     this.res.assignSocket(this.socket as unknown as Socket);
     // Ending the socket once the response finished lets the last chunks drain before the body ends.
     this.res.once('finish', () => this.socket.end());
@@ -540,7 +541,10 @@ function makeRequest(request: Request, context: RequestContext, url: URL, socket
   return req;
 }
 
-/** Undoes `Transfer-Encoding: chunked`, for a listener that set that header itself. */
+/**
+ * Undoes `Transfer-Encoding: chunked`: for a listener that set that header itself, and for Node's own
+ * chunked framing where `sendUnframed()` could not turn it off.
+ */
 class ChunkedDecoder {
   private rest: Buffer = Buffer.alloc(0);
   /** Data bytes left in the current chunk, then 2 for its CRLF. */

@@ -29,8 +29,13 @@
  *   rest of an upload (connection.ts). Fallback: Node closes as it would; an early answer to a client
  *   still uploading may then reach it as a reset.
  *
- * Not here, on purpose: request.ts probes at load whether undici takes a NodeRequest where it takes a
- * Request (`lookalikeRequests`), next to the class whose members it copies.
+ * - **undici's Request slots**: the symbol-keyed fields undici reads from a request passed to `fetch()`
+ *   or `new Request()`, lent to the adapter's NodeRequest ({@link lendRequestMembers}) with every
+ *   member of `Request.prototype` it does not define itself; then checked by copying a NodeRequest
+ *   with `new Request()`. Fallback: the adapter hands the application undici Requests.
+ * - **`OutgoingMessage#useChunkedEncodingByDefault`** ({@link sendUnframed}): turned off on the
+ *   ServerResponse that fromNodeListener() gives a Node listener, so its body bytes come out as
+ *   written. Fallback: Node frames them chunked and the bridge undoes the chunking.
  */
 import { Buffer } from 'node:buffer';
 import { Server as HttpServer, type IncomingMessage, ServerResponse } from 'node:http';
@@ -45,7 +50,14 @@ export interface Probe {
 }
 
 /** The internals the adapter can use, by name. */
-export type Internal = 'undiciBody' | 'contentLength' | 'detachSocket' | 'socketServer' | 'lastResponse';
+export type Internal =
+  | 'undiciBody'
+  | 'contentLength'
+  | 'detachSocket'
+  | 'socketServer'
+  | 'lastResponse'
+  | 'requestSlots'
+  | 'unframedBody';
 
 // Taken when this module loads: the global may later be swapped for tsgi's FastResponse, and the
 // probe must look at undici's own.
@@ -64,6 +76,9 @@ let contentLengthField = false;
 let detachSocketCalled = false;
 let socketServer = false;
 let lastField = false;
+let requestSlots = false;
+let requestSlotsProbe: Probe = { found: false, detail: 'request.ts has not lent NodeRequest its members' };
+let unframedField = false;
 
 function probeUndiciBody(): Probe {
   try {
@@ -175,6 +190,27 @@ function probeLastResponse(): Probe {
   }
 }
 
+function probeUnframedBody(): Probe {
+  try {
+    const req = { method: 'GET', httpVersionMajor: 1, httpVersionMinor: 1, headers: {} };
+    const res = new ServerResponse(req as IncomingMessage) as InternalResponse;
+    res.sendDate = false;
+    if (res.useChunkedEncodingByDefault !== true) {
+      return { found: false, detail: 'a new ServerResponse has no useChunkedEncodingByDefault === true' };
+    }
+    res.useChunkedEncodingByDefault = false;
+    res.writeHead(200, []);
+    const head = (res as { _header?: unknown })._header;
+    if (typeof head === 'string' && !/transfer-encoding/i.test(head)) {
+      unframedField = true;
+      return { found: true, detail: 'useChunkedEncodingByDefault = false stops chunked framing' };
+    }
+    return { found: false, detail: 'writeHead() framed chunked with useChunkedEncodingByDefault = false' };
+  } catch (error) {
+    return { found: false, detail: `probing useChunkedEncodingByDefault failed: ${String(error)}` };
+  }
+}
+
 /**
  * What each probe found when this module loaded (a fallback forced later does not change it).
  *
@@ -187,6 +223,11 @@ export const probes: { readonly [name in Internal]: Probe } = Object.freeze({
   detachSocket: probeDetachSocket(),
   socketServer: probeSocketServer(),
   lastResponse: probeLastResponse(),
+  unframedBody: probeUnframedBody(),
+  // Probed when request.ts lends NodeRequest its members (it imports this module, not the reverse).
+  get requestSlots(): Probe {
+    return requestSlotsProbe;
+  },
 });
 
 /**
@@ -198,18 +239,30 @@ export const probes: { readonly [name in Internal]: Probe } = Object.freeze({
  * try { … } finally { restore(); }
  */
 export function forceFallback(internal: Internal): () => void {
-  const saved = { stateKey, contentLengthField, detachSocketCalled, socketServer, lastField };
+  const saved = {
+    stateKey,
+    contentLengthField,
+    detachSocketCalled,
+    socketServer,
+    lastField,
+    requestSlots,
+    unframedField,
+  };
   if (internal === 'undiciBody') stateKey = undefined;
   else if (internal === 'contentLength') contentLengthField = false;
   else if (internal === 'detachSocket') detachSocketCalled = false;
   else if (internal === 'socketServer') socketServer = false;
-  else lastField = false;
+  else if (internal === 'lastResponse') lastField = false;
+  else if (internal === 'requestSlots') requestSlots = false;
+  else unframedField = false;
   return () => {
     if (internal === 'undiciBody') stateKey = saved.stateKey;
     else if (internal === 'contentLength') contentLengthField = saved.contentLengthField;
     else if (internal === 'detachSocket') detachSocketCalled = saved.detachSocketCalled;
     else if (internal === 'socketServer') socketServer = saved.socketServer;
-    else lastField = saved.lastField;
+    else if (internal === 'lastResponse') lastField = saved.lastField;
+    else if (internal === 'requestSlots') requestSlots = saved.requestSlots;
+    else unframedField = saved.unframedField;
   };
 }
 
@@ -323,4 +376,88 @@ export function holdClose(res: ServerResponse): boolean {
   if (internal._last !== true) return false;
   internal._last = false;
   return true;
+}
+
+/**
+ * Has Node write `res`'s body bytes as they are, unframed (fromNodeListener()'s in-memory response:
+ * the tsgi server frames the body). True when it will; false when Node frames a body of unknown
+ * length chunked, which the caller must then undo.
+ */
+export function sendUnframed(res: ServerResponse): boolean {
+  if (!unframedField) return false;
+  (res as InternalResponse).useChunkedEncodingByDefault = false;
+  return true;
+}
+
+/**
+ * Gives `prototype` (NodeRequest's) every member of undici's `Request.prototype` it does not define
+ * itself, and the internal slots undici reads from a request handed to `fetch()` or `new Request()`:
+ * each is read from, or called on, the undici Request that `realOf` makes on first need. Then checks
+ * that undici takes such a request, copying one from `sample()` (a request with a body, URL
+ * `http://probe.invalid/path`, method POST and header `x-probe: 1`); {@link lookalikeRequests} says
+ * whether it did.
+ */
+export function lendRequestMembers(
+  prototype: object,
+  realOf: (self: object) => Request,
+  sample: () => Request,
+): void {
+  const NativeRequest = globalThis.Request;
+  try {
+    const slotted = new NativeRequest('http://probe.invalid/', {
+      method: 'POST',
+      body: '',
+      duplex: 'half',
+    } as RequestInit);
+    for (const key of [
+      ...Object.getOwnPropertyNames(NativeRequest.prototype),
+      ...Object.getOwnPropertySymbols(slotted),
+    ]) {
+      if (Object.hasOwn(prototype, key)) continue;
+      const descriptor = Object.getOwnPropertyDescriptor(NativeRequest.prototype, key);
+      const value: unknown = descriptor?.value;
+      if (typeof value === 'function') {
+        Object.defineProperty(prototype, key, {
+          ...descriptor,
+          value(this: object, ...args: unknown[]) {
+            return (value as (...a: unknown[]) => unknown).apply(realOf(this), args);
+          },
+        });
+      } else {
+        Object.defineProperty(prototype, key, {
+          get(this: object) {
+            return (realOf(this) as unknown as Record<PropertyKey, unknown>)[key];
+          },
+          configurable: true,
+        });
+      }
+    }
+    const copy = new NativeRequest(sample());
+    if (
+      copy.url === 'http://probe.invalid/path' &&
+      copy.method === 'POST' &&
+      copy.headers.get('x-probe') === '1'
+    ) {
+      requestSlots = true;
+      requestSlotsProbe = {
+        found: true,
+        detail: 'new Request(nodeRequest) copies its URL, method and headers',
+      };
+    } else {
+      requestSlotsProbe = {
+        found: false,
+        detail: `new Request(nodeRequest) gave ${copy.method} ${copy.url} without the header`,
+      };
+    }
+  } catch (error) {
+    requestSlotsProbe = { found: false, detail: `new Request(nodeRequest) failed: ${String(error)}` };
+  }
+}
+
+/**
+ * True when undici takes a NodeRequest wherever it takes a Request (`new Request(x)`, and so
+ * `fetch(x)`), so the adapter may hand NodeRequests to applications; false: hand out undici Requests.
+ */
+export function lookalikeRequests(): boolean {
+  return requestSlots;
 }

@@ -14,10 +14,12 @@
  * is passed to `fetch()` or `new Request()`) comes from an undici Request made on first need from the
  * same URL, method, headers, body stream and signal; from then on every member is that request's.
  * Whether this undici accepts such a request in `fetch()` and `new Request()` is checked once, at
- * load ({@link lookalikeRequests}); where it does not, the adapter hands out undici Requests instead.
+ * load (internals.ts, `lookalikeRequests()`); where it does not, the adapter hands out undici
+ * Requests instead.
  */
 import type { IncomingMessage } from 'node:http';
 import { GlobalResponse, isDisturbed } from './fast-response.ts';
+import { lendRequestMembers } from './internals.ts';
 
 /** The runtime's own `Request`. */
 export const GlobalRequest: typeof Request = globalThis.Request;
@@ -255,43 +257,13 @@ for (const [key, value] of Object.entries(CONSTANTS)) {
     configurable: true,
   });
 }
-// Anything else undici's Request has (a future member), and the internal slots undici reads from a
-// request given to fetch() or new Request(), come from the undici Request.
-const probe = new GlobalRequest('http://probe.invalid/', {
-  method: 'POST',
-  body: '',
-  duplex: 'half',
-} as RequestInit);
-for (const key of [
-  ...Object.getOwnPropertyNames(GlobalRequest.prototype),
-  ...Object.getOwnPropertySymbols(probe),
-]) {
-  if (Object.hasOwn(NodeRequest.prototype, key)) continue;
-  const descriptor = Object.getOwnPropertyDescriptor(GlobalRequest.prototype, key);
-  const value = descriptor?.value;
-  if (typeof value === 'function') {
-    Object.defineProperty(NodeRequest.prototype, key, {
-      ...descriptor,
-      value(this: NodeRequest, ...args: unknown[]) {
-        return (value as (...a: unknown[]) => unknown).apply(realOf(this), args);
-      },
-    });
-  } else {
-    Object.defineProperty(NodeRequest.prototype, key, {
-      get(this: NodeRequest) {
-        return (realOf(this) as unknown as Record<PropertyKey, unknown>)[key];
-      },
-      configurable: true,
-    });
-  }
-}
-
-/**
- * True when this runtime's undici takes a NodeRequest wherever it takes a Request (`new Request(x)`,
- * and so `fetch(x)`). Checked once with a request that has a body.
- */
-export const lookalikeRequests: boolean = (() => {
-  try {
+// Anything else undici's Request has, and the slots undici reads from a request given to fetch() or
+// new Request(), come from the undici Request; internals.ts lends them and checks that undici then
+// takes a NodeRequest.
+lendRequestMembers(
+  NodeRequest.prototype,
+  (self) => realOf(self as NodeRequest),
+  () => {
     const source = {
       req: { method: 'POST', rawHeaders: ['x-probe', '1'], headers: {} },
       url: 'http://probe.invalid/path',
@@ -299,16 +271,9 @@ export const lookalikeRequests: boolean = (() => {
       maxBodySize: 0,
       tooLarge: false,
     } as unknown as RequestSource;
-    const copy = new GlobalRequest(new NodeRequest(source) as unknown as Request);
-    return (
-      copy.url === 'http://probe.invalid/path' &&
-      copy.method === 'POST' &&
-      copy.headers.get('x-probe') === '1'
-    );
-  } catch {
-    return false;
-  }
-})();
+    return new NodeRequest(source) as unknown as Request;
+  },
+);
 
 /**
  * The request body as a stream that reads the socket only when pulled and fails with

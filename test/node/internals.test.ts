@@ -8,7 +8,13 @@ import assert from 'node:assert/strict';
 import http, { type IncomingMessage, ServerResponse } from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { createHandler, type RequestFinishedEvent, SignalBus, serve } from '../../src/index.ts';
+import {
+  createHandler,
+  fromNodeListener,
+  type RequestFinishedEvent,
+  SignalBus,
+  serve,
+} from '../../src/index.ts';
 import { FastResponse, GlobalResponse } from '../../src/node/fast-response.ts';
 import {
   completesOnDetach,
@@ -16,12 +22,15 @@ import {
   holdClose,
   hostServerOf,
   type Internal,
+  lookalikeRequests,
   presetContentLength,
   probes,
+  sendUnframed,
   undiciBodyLength,
   undiciFixedData,
   undiciStaticBody,
 } from '../../src/node/internals.ts';
+import { NodeRequest } from '../../src/node/request.ts';
 import { get, rawExchange } from '../fixtures/client.ts';
 
 const bytes = Uint8Array.from({ length: 1000 }, (_, i) => i % 256);
@@ -333,4 +342,114 @@ describe('holdClose() (ServerResponse#_last)', () => {
       assert.equal((res as ServerResponse & { _last?: unknown })._last, true, 'untouched');
     });
   });
+});
+
+describe("undici's Request slots", () => {
+  /** What an application sees of its request, as JSON. */
+  const inspector = async (request: Request): Promise<Response> => {
+    // As with undici's own: a copy made with new Request() takes the body, so clone first.
+    const clone = request.clone();
+    const copy = new Request(request, { headers: { 'x-copied': '1' } });
+    return Response.json({
+      lookalike: request instanceof NodeRequest,
+      undici: Object.getPrototypeOf(request) === Request.prototype,
+      isRequest: request instanceof Request,
+      method: copy.method,
+      url: copy.url,
+      copied: copy.headers.get('x-copied'),
+      body: await clone.text(),
+      original: await copy.text(),
+      used: request.bodyUsed,
+    });
+  };
+
+  async function ask(): Promise<Record<string, unknown>> {
+    const server = await serve(inspector, { port: 0 });
+    try {
+      const response = await fetch(`${server.url}/path?q=1`, { method: 'POST', body: 'payload' });
+      return (await response.json()) as Record<string, unknown>;
+    } finally {
+      await server.close();
+    }
+  }
+
+  it('are lent to NodeRequest, so that applications get NodeRequests undici takes as its own', async () => {
+    assert.equal(lookalikeRequests(), true);
+    const seen = await ask();
+    assert.equal(seen.lookalike, true);
+    assert.equal(seen.isRequest, true);
+    assert.equal(seen.method, 'POST');
+    assert.match(String(seen.url), /\/path\?q=1$/);
+    assert.equal(seen.copied, '1');
+    assert.equal(seen.body, 'payload');
+    assert.equal(seen.original, 'payload');
+    assert.equal(seen.used, true, 'the copy took the body');
+  });
+
+  it('with their fallback forced, applications get undici Requests that behave the same', async () => {
+    await withFallback('requestSlots', async () => {
+      assert.equal(lookalikeRequests(), false);
+      const seen = await ask();
+      assert.equal(seen.lookalike, false);
+      assert.equal(seen.undici, true);
+      assert.equal(seen.method, 'POST');
+      assert.match(String(seen.url), /\/path\?q=1$/);
+      assert.equal(seen.copied, '1');
+      assert.equal(seen.body, 'payload');
+      assert.equal(seen.original, 'payload');
+      assert.equal(seen.used, true, 'the copy took the body');
+    });
+  });
+});
+
+describe("OutgoingMessage's useChunkedEncodingByDefault (sendUnframed)", () => {
+  function response(): ServerResponse {
+    const req = { method: 'GET', httpVersionMajor: 1, httpVersionMinor: 1, headers: {} };
+    const res = new ServerResponse(req as IncomingMessage);
+    res.sendDate = false;
+    return res;
+  }
+  const head = (res: ServerResponse): string => String((res as { _header?: unknown })._header);
+
+  it('stops Node framing a body of unknown length chunked', () => {
+    const res = response();
+    assert.equal(sendUnframed(res), true);
+    res.writeHead(200, []);
+    assert.doesNotMatch(head(res), /transfer-encoding/i);
+  });
+
+  it('with its fallback forced, leaves Node to frame chunked', async () => {
+    await withFallback('unframedBody', async () => {
+      const res = response();
+      assert.equal(sendUnframed(res), false);
+      res.writeHead(200, []);
+      assert.match(head(res), /transfer-encoding: chunked/i);
+    });
+  });
+
+  for (const forced of [false, true]) {
+    it(`a Node listener's streamed body reaches the client as written${forced ? ', with the fallback forced' : ''}`, async () => {
+      const listener = (_req: IncomingMessage, res: ServerResponse) => {
+        res.setHeader('content-type', 'text/plain');
+        res.write('one,');
+        setImmediate(() => {
+          res.write(Buffer.from('two,'));
+          res.end('three');
+        });
+      };
+      const run = async () => {
+        const server = await serve(fromNodeListener(listener), { port: 0 });
+        try {
+          const response = await get(`${server.url}/`);
+          assert.equal(response.status, 200);
+          assert.equal(response.body.toString(), 'one,two,three');
+          assert.equal(response.headers['content-type'], 'text/plain');
+        } finally {
+          await server.close();
+        }
+      };
+      if (forced) await withFallback('unframedBody', run);
+      else await run();
+    });
+  }
 });
