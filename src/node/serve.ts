@@ -44,12 +44,27 @@ export interface ServeOptions extends ListenerOptions {
   port?: number;
   /** Interface to listen on. Default: `127.0.0.1`. */
   host?: string;
-  /** Time allowed to receive a request's headers (ms). Default: 60 000. */
+  /**
+   * The request timeout (ms): how long the application may take to produce its response. On expiry
+   * `context.signal` aborts with a `TimeoutError`, the client gets 503 if nothing was sent yet, and
+   * `got_request_exception` fires. A streamed body is not bound by it (see `sendTimeout`). 0 turns it
+   * off. Default: 30 000 (gunicorn's `--timeout`).
+   */
+  timeout?: number;
+  /** Time allowed to receive a request's headers (ms); a slower client (slow-loris) is cut. Default: 10 000. */
   headersTimeout?: number;
-  /** Time allowed to receive a whole request (ms). Default: 300 000. */
+  /** Time allowed to receive a whole request, body included (ms). Default: 300 000. */
   requestTimeout?: number;
   /** How long an idle keep-alive connection stays open (ms). Default: 5000. */
   keepAliveTimeout?: number;
+  /**
+   * How long a response may wait on a client that does not read (ms): once the socket's buffer is
+   * full and no byte has been taken for this long, the connection is cut (`errored`). 0 turns it
+   * off. Default: 60 000.
+   */
+  sendTimeout?: number;
+  /** Most connections open at once; more are closed as they arrive. 0: no limit. Default: 0. */
+  maxConnections?: number;
   /** How long `close()` lets in-flight requests run before it cuts their connections (ms). Default: 30 000. */
   gracefulTimeout?: number;
 }
