@@ -45,6 +45,14 @@ const HANDLER: unique symbol = Symbol.for('tsgi.handler');
 const answered = new WeakSet<RequestScope>();
 
 /**
+ * For a host that fails a request itself (the Node adapter's request timeout) and has reported it:
+ * the handler that emits `request_finished` does not report that failure again.
+ */
+export function markAnswered(scope: RequestScope): void {
+  answered.add(scope);
+}
+
+/**
  * True when `app` was made by {@link createHandler} (so it emits signals itself).
  *
  * @example
@@ -52,6 +60,33 @@ const answered = new WeakSet<RequestScope>();
  */
 export function isHandler(app: unknown): app is Handler {
   return typeof app === 'function' && (app as { [HANDLER]?: true })[HANDLER] === true;
+}
+
+const STACK: unique symbol = Symbol.for('tsgi.stack');
+
+/** What a handler was built from: see {@link stackOf}. */
+export interface HandlerStack {
+  /** The application inside the middleware. */
+  readonly application: Application;
+  /** The middleware, outermost first, as the handler was given it. */
+  readonly middleware: readonly Middleware[];
+  /** The bus the handler emits on. */
+  readonly signals: SignalBus;
+  /** Whether its 500 pages show the exception. */
+  readonly debug: boolean;
+}
+
+/**
+ * The parts a handler made by {@link createHandler} was built from, or undefined for any other value
+ * (a plain application, a handler wrapped in more middleware by hand). For tools that rebuild a
+ * site's stack piece by piece, as `tsgi bench` does; requests never read it.
+ *
+ * @example
+ * const stack = stackOf(handler);
+ * stack?.middleware.map((layer) => layer.name); // ['loggingMiddleware', 'gzipMiddleware']
+ */
+export function stackOf(handler: unknown): HandlerStack | undefined {
+  return isHandler(handler) ? (handler as { [STACK]?: HandlerStack })[STACK] : undefined;
 }
 
 /** Options of {@link createHandler}. */
@@ -196,6 +231,14 @@ export function createHandler(app: Application, options: HandlerOptions = {}): H
     inFlight: { get: () => inFlight, enumerable: true },
     fetch: { value: fetch, enumerable: true },
     [HANDLER]: { value: true },
+    [STACK]: {
+      value: Object.freeze({
+        application: app,
+        middleware: Object.freeze([...middleware]),
+        signals: bus,
+        debug,
+      }),
+    },
   });
   return handler;
 }

@@ -22,6 +22,7 @@ export {
   toNodeListener,
   UploadDiscardedError,
 } from './node/serve.ts';
+export { RequestTimeoutError, SendTimeoutError } from './node/timeouts.ts';
 export { type ErrorSource, formatError, ReceiverError } from './report.ts';
 export { GracePeriodExceededError, InvalidResponseError, ScopeClosedError } from './scope.ts';
 export {

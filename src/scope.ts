@@ -8,7 +8,8 @@
  * 1. records the outcome and duration, aborts `context.signal` unless the response completed, and
  *    stops following the host's signal (see `follow()`);
  * 2. waits until the application and every middleware have returned or thrown (code still running
- *    must not lose its database connection under it);
+ *    must not lose its database connection under it), for at most `gracePeriodMs`: a layer that
+ *    never settles (a hung handler) is then reported by name, and closing goes on;
  * 3. cancels every tracked body still open through the scope's own handle on its source, and waits for
  *    those cancellations to settle for at most `gracePeriodMs` (default 1 s), reporting what did not;
  * 4. runs the `context.onClose` callbacks, last registered first, each isolated;
@@ -57,9 +58,18 @@ export interface ScopeOptions {
   fixedBody?: (response: Response) => boolean;
 }
 
-/** Reported when cancellations or close callbacks did not settle within the grace period. */
+/**
+ * Reported when layers, cancellations or close callbacks did not settle within the grace period.
+ * `running` names the layers still running (innermost first), when that is what was waited for.
+ */
 export class GracePeriodExceededError extends Error {
   override name = 'GracePeriodExceededError';
+  constructor(
+    message: string,
+    readonly running: readonly string[] = [],
+  ) {
+    super(message);
+  }
 }
 
 /** The reason given to bodies the scope cancels. */
@@ -94,6 +104,8 @@ interface Rare {
   info?: FinishInfo;
   finishedPromise?: Promise<FinishInfo>;
   resolveFinished?: (info: FinishInfo) => void;
+  /** Why `context.signal` aborted before closing began ({@link RequestScope.abort}). */
+  abortedWith?: unknown;
   /** Finishers after the first, with their request and context. */
   moreFinishers?: [Finisher, Request | undefined, RequestContext | undefined][];
   /** The host's signal this scope follows, while it is open. */
@@ -131,6 +143,11 @@ export class RequestScope {
   private readonly startedAt = clock.now();
   private readonly options: ScopeOptions;
   private active = 0;
+  /**
+   * The layers whose promise has not settled, in the order they returned it: innermost first, as an
+   * inner layer returns its promise before the layer awaiting it does.
+   */
+  private running: string[] = NONE as never[];
   private bodies: BodyHandle[] = NONE as never[];
   /** The body the owner took with {@link own}: the one the client is sent. */
   private owned: BodyHandle | undefined = undefined;
@@ -226,6 +243,17 @@ export class RequestScope {
     this.end(outcome);
   }
 
+  /** A layer's promise settled: it is no longer running (inner layers settle first: usually the first). */
+  private settled(layer: string): void {
+    const running = this.running;
+    if (running[0] === layer) running.shift();
+    else {
+      const index = running.indexOf(layer);
+      if (index >= 0) running.splice(index, 1);
+    }
+    this.leave();
+  }
+
   /** Code of the request started running (the handler holds the scope open around its chain). */
   enter(): void {
     this.active++;
@@ -239,6 +267,20 @@ export class RequestScope {
   /** Records the exception the application or a body raised (the first one wins). */
   fail(error: unknown): void {
     this.failure ??= { error };
+  }
+
+  /**
+   * Aborts `context.signal` with `reason` while the request goes on (the host's request timeout: the
+   * layers still running are told to stop, and the host answers the client itself). The reason is
+   * recorded as the request's failure. Nothing once closing has begun.
+   */
+  abort(reason: unknown): void {
+    if (this.outcome !== undefined) return;
+    this.fail(reason);
+    const rare = this.extra();
+    rare.abortedWith ??= reason;
+    rare.abort ??= new AbortController();
+    rare.abort.abort(reason);
   }
 
   /**
@@ -282,16 +324,17 @@ export class RequestScope {
    */
   trackLater(promise: Promise<Response>, layer: string): Promise<Response> {
     this.active++;
+    this.running = append(this.running, layer);
     const tracked = promise.then(
       (response: Response) => {
         try {
           return this.track(response, layer);
         } finally {
-          this.leave();
+          this.settled(layer);
         }
       },
       (error: unknown) => {
-        this.leave();
+        this.settled(layer);
         throw error;
       },
     );
@@ -443,16 +486,12 @@ export class RequestScope {
     return undefined;
   }
 
-  private abortReason(): Error {
-    return new ScopeClosedError(this.outcome ?? 'aborted');
+  private abortReason(): unknown {
+    return this.rare?.abortedWith ?? new ScopeClosedError(this.outcome ?? 'aborted');
   }
 
   private async runCloseAfterWaits(): Promise<void> {
-    if (this.active > 0) {
-      await new Promise<void>((resolve) => {
-        this.extra().whenIdle = resolve;
-      });
-    }
+    if (this.active > 0) await this.layersReturned();
     const open = this.bodies.filter(isOpen);
     if (open.length > 0) {
       // Made only when needed: an Error captures a stack, a cost every request would pay.
@@ -461,6 +500,34 @@ export class RequestScope {
       await this.settle(cancels, ['response body', 'response bodies']);
     }
     this.runCallbacks();
+  }
+
+  /**
+   * Step 2: resolves once every layer has returned or thrown, or once the grace period is over, when
+   * the layers still running are reported by name (the innermost is the likely culprit).
+   */
+  private layersReturned(): Promise<void> {
+    const gracePeriodMs = this.options.gracePeriodMs ?? 1000;
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        const rare = this.extra();
+        rare.whenIdle = undefined;
+        const names = [...this.running];
+        const culprit = names[0] ?? 'the handler';
+        const waiting = names.length > 1 ? ` (${names.slice(1).join(', ')} waiting on it)` : '';
+        this.report(
+          new GracePeriodExceededError(
+            `tsgi: ${culprit}${waiting} was still running ${gracePeriodMs} ms after the request was over (${this.outcome}); it never returned, or ignores context.signal; request_finished was sent anyway`,
+            names,
+          ),
+        );
+        resolve();
+      }, gracePeriodMs);
+      this.extra().whenIdle = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
   }
 
   /** Step 4, then step 5 once every callback (async ones too) has settled. */
@@ -482,6 +549,7 @@ export class RequestScope {
   }
 
   private runFinishers(): void {
+    this.running = NONE as never[];
     const more = this.rare?.moreFinishers;
     if (more !== undefined) {
       for (const [finisher, request, context] of more.reverse()) this.runFinisher(finisher, request, context);

@@ -87,7 +87,7 @@ describe('serve()', () => {
     });
     try {
       const { headersTimeout, requestTimeout, keepAliveTimeout } = defaults.server;
-      assert.deepEqual([headersTimeout, requestTimeout, keepAliveTimeout], [60_000, 300_000, 5000]);
+      assert.deepEqual([headersTimeout, requestTimeout, keepAliveTimeout], [10_000, 300_000, 5000]);
       assert.deepEqual(
         [chosen.server.headersTimeout, chosen.server.requestTimeout, chosen.server.keepAliveTimeout],
         [1000, 2000, 3000],

@@ -24,6 +24,8 @@ export interface OpenExchange {
   next: OpenExchange | undefined;
   /** The socket closed: the exchange is over (completed if its response had finished, else aborted). */
   closed(): void;
+  /** The connection is being cut for `error`: the exchange is over, errored. */
+  cutOff(error: unknown): void;
 }
 
 export const CONNECTION: unique symbol = Symbol('tsgi.connection');
@@ -46,6 +48,9 @@ export class Connection {
 
   /** The connections of other sites on the same socket (a host can mount several). */
   others: Map<Site, Connection> | undefined = undefined;
+  /** For the send timeout (timeouts.ts): the socket's unsent bytes at the last sweep, and since when. */
+  pendingBytes = 0;
+  pendingSince = -1;
 
   constructor(
     readonly socket: TrackedSocket,
@@ -55,6 +60,14 @@ export class Connection {
     socket.once('close', () => this.closed());
     // Node's http server sets `server` on each connection it hands requests from.
     if (site.hosted) site.useFastResponseWhile(hostServerOf(socket));
+    site.watchdog?.watch(this);
+  }
+
+  /** Cuts the connection for `error` (a timeout): every exchange still open here ends errored. */
+  cut(error: unknown): void {
+    while (this.first !== undefined) this.first.cutOff(error);
+    this.site.watchdog?.forget(this);
+    this.socket.destroy();
   }
 
   /**
@@ -63,6 +76,7 @@ export class Connection {
    * their own, so this is where an aborted exchange learns it.
    */
   private closed(): void {
+    this.site.watchdog?.forget(this);
     while (this.first !== undefined) this.first.closed();
   }
 

@@ -35,13 +35,20 @@ import { fixedResponse } from './fast-response.ts';
 import { completesOnDetach, holdClose, lookalikeRequests } from './internals.ts';
 import { GlobalRequest, NodeRequest, type RequestSource, type Upload } from './request.ts';
 import type { Site } from './site.ts';
+import { RequestTimeoutError, type TimedExchange } from './timeouts.ts';
 import { cut, discard, type StreamHead, textResponse, writeFixed, writeStreamHead } from './write.ts';
 
 /** One request/response exchange with the client. */
-export class Exchange implements RequestSource, OpenExchange {
+export class Exchange implements RequestSource, TimedExchange {
   readonly scope: RequestScope;
   /** True once the scope was told how the exchange ended. */
   over = false;
+  /** True once the exchange has its answer: the application's response, an error page, a 503. */
+  answered = false;
+  /** The site's sweep count when the exchange started (the request timeout's clock). */
+  readonly startTick: number;
+  /** The request the application got. */
+  private request: Request | undefined = undefined;
   tooLarge = false;
   upload: Upload | undefined = undefined;
   /** Set when the response ended before the upload did and the close Node would make was put off. */
@@ -66,6 +73,7 @@ export class Exchange implements RequestSource, OpenExchange {
     this.connection = connection;
     this.scope = new RequestScope(connection.scopeOptions);
     site.open++;
+    this.startTick = site.watchdog?.tick ?? 0;
     connection.add(this);
     if (res instanceof ServedResponse) res.exchange = this;
     else res.on('close', () => this.end(res.writableFinished ? 'completed' : 'aborted'));
@@ -93,33 +101,70 @@ export class Exchange implements RequestSource, OpenExchange {
     if (origin !== undefined && target.charCodeAt(0) !== 47) this.absoluteUrl = absoluteUrl(origin, target);
     if (origin === undefined || (target.charCodeAt(0) !== 47 && this.absoluteUrl === undefined)) {
       this.res.shouldKeepAlive = false;
+      this.answered = true;
       this.write(textResponse(400, 'Bad Request'));
       return;
     }
     this.origin = origin;
-    const request = new NodeRequest(this);
+    const lookalike = new NodeRequest(this);
+    const request = lookalikeRequests() ? (lookalike as unknown as Request) : toUndici(lookalike);
+    this.request = request;
     let result: Response | Promise<Response>;
     try {
-      result = this.site.handler(
-        lookalikeRequests() ? (request as unknown as Request) : toUndici(request),
-        this.scope.context,
-      );
+      result = this.site.handler(request, this.scope.context);
     } catch (error) {
-      this.fail(error);
+      this.failed(error);
       return;
     }
     if (result instanceof Promise) {
       result.then(
-        (response) => this.write(response),
-        (error: unknown) => this.fail(error),
+        (response) => this.answer(response),
+        (error: unknown) => this.failed(error),
       );
     } else {
-      this.write(result);
+      this.answer(result);
     }
+  }
+
+  /** The application's response; discarded when the exchange was answered otherwise (a 503). */
+  private answer(response: Response): void {
+    if (this.answered) {
+      discard(response);
+      return;
+    }
+    this.answered = true;
+    this.write(response);
+  }
+
+  /** The handler threw or rejected (it turns application errors into 500s, so that is unexpected). */
+  private failed(error: unknown): void {
+    if (this.answered) {
+      this.scope.fail(error);
+      return;
+    }
+    this.answered = true;
+    this.fail(error);
+  }
+
+  /**
+   * The request timeout expired before the application answered (timeouts.ts): the layers are told
+   * through `context.signal`, the failure is reported as an application's, and the client gets 503.
+   */
+  timedOut(): void {
+    if (this.answered || this.over) return;
+    this.answered = true;
+    const error = new RequestTimeoutError(this.site.timeoutMs);
+    this.scope.abort(error);
+    this.site.requestFailed(this.request!, this.scope, error);
+    this.write(textResponse(503, 'Service Unavailable'));
   }
 
   closed(): void {
     this.end(this.res.writableFinished ? 'completed' : 'aborted');
+  }
+
+  cutOff(error: unknown): void {
+    this.end('errored', error);
   }
 
   /** Tells the scope how the exchange ended (the first call decides). */

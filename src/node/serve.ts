@@ -27,7 +27,7 @@ import { CONNECTION, shutDown, type TrackedSocket } from './connection.ts';
 import { Exchange, ServedResponse } from './exchange.ts';
 import { useFastResponse } from './fast-response.ts';
 import { PayloadTooLargeError, UploadDiscardedError } from './request.ts';
-import { type ListenerOptions, Site } from './site.ts';
+import { type ListenerOptions, milliseconds, Site } from './site.ts';
 import { noop } from './write.ts';
 
 export type { ListenerOptions };
@@ -45,24 +45,14 @@ export interface ServeOptions extends ListenerOptions {
   /** Interface to listen on. Default: `127.0.0.1`. */
   host?: string;
   /**
-   * The request timeout (ms): how long the application may take to produce its response. On expiry
-   * `context.signal` aborts with a `TimeoutError`, the client gets 503 if nothing was sent yet, and
-   * `got_request_exception` fires. A streamed body is not bound by it (see `sendTimeout`). 0 turns it
-   * off. Default: 30 000 (gunicorn's `--timeout`).
+   * Time allowed to receive a request's headers (ms), from the connection's start or the end of the
+   * previous exchange; a slower client (slow-loris) gets 408 and is cut. Default: 10 000.
    */
-  timeout?: number;
-  /** Time allowed to receive a request's headers (ms); a slower client (slow-loris) is cut. Default: 10 000. */
   headersTimeout?: number;
   /** Time allowed to receive a whole request, body included (ms). Default: 300 000. */
   requestTimeout?: number;
   /** How long an idle keep-alive connection stays open (ms). Default: 5000. */
   keepAliveTimeout?: number;
-  /**
-   * How long a response may wait on a client that does not read (ms): once the socket's buffer is
-   * full and no byte has been taken for this long, the connection is cut (`errored`). 0 turns it
-   * off. Default: 60 000.
-   */
-  sendTimeout?: number;
   /** Most connections open at once; more are closed as they arrive. 0: no limit. Default: 0. */
   maxConnections?: number;
   /** How long `close()` lets in-flight requests run before it cuts their connections (ms). Default: 30 000. */
@@ -139,16 +129,29 @@ function listenerFor(site: Site): NodeListener {
 export async function serve(app: Application, options: ServeOptions = {}): Promise<RunningServer> {
   const site = new Site(app, options, false);
   const host = options.host ?? '127.0.0.1';
-  const gracefulTimeout = options.gracefulTimeout ?? 30_000;
+  const gracefulTimeout = milliseconds(options.gracefulTimeout, 'gracefulTimeout', 30_000);
+  const headersTimeout = milliseconds(options.headersTimeout, 'headersTimeout', 10_000);
+  const requestTimeout = milliseconds(options.requestTimeout, 'requestTimeout', 300_000);
+  const checked = [headersTimeout, requestTimeout].filter((ms) => ms > 0);
   const server = createServer(
     {
-      headersTimeout: options.headersTimeout ?? 60_000,
-      requestTimeout: options.requestTimeout ?? 300_000,
-      keepAliveTimeout: options.keepAliveTimeout ?? 5000,
+      headersTimeout,
+      requestTimeout: requestTimeout > 0 && requestTimeout < headersTimeout ? headersTimeout : requestTimeout,
+      keepAliveTimeout: milliseconds(options.keepAliveTimeout, 'keepAliveTimeout', 5000),
+      // Node checks those two every 30 s by default, so a slow-loris client would be cut up to 30 s
+      // late: check every quarter of the shorter one (at most every second).
+      connectionsCheckingInterval: Math.max(10, Math.min(1000, Math.floor(Math.min(...checked, 4000) / 4))),
       ServerResponse: ServedResponse,
     },
     listenerFor(site),
   );
+  const maxConnections = options.maxConnections ?? 0;
+  if (!Number.isInteger(maxConnections) || maxConnections < 0) {
+    throw new TypeError(
+      `tsgi: the maxConnections option must be an integer ≥ 0 (0: no limit), got ${String(maxConnections)}`,
+    );
+  }
+  if (maxConnections > 0) server.maxConnections = maxConnections;
   const sockets = new Set<TrackedSocket>();
   server.on('connection', (socket: TrackedSocket) => {
     sockets.add(socket);
@@ -188,6 +191,7 @@ export async function serve(app: Application, options: ServeOptions = {}): Promi
         await stopped;
       } finally {
         clearTimeout(timer);
+        site.watchdog?.stop();
         release();
       }
     })();

@@ -6,10 +6,12 @@
  * swap.
  */
 import type { Server as NetServer } from 'node:net';
-import { createHandler, isHandler } from '../handler.ts';
+import { createHandler, isHandler, markAnswered } from '../handler.ts';
+import type { RequestScope } from '../scope.ts';
 import type { Application, Handler } from '../types.ts';
 import { type FastResponse, useFastResponse } from './fast-response.ts';
 import { undiciStaticBody } from './internals.ts';
+import { Watchdog } from './timeouts.ts';
 
 /**
  * Options shared by {@link serve} and {@link toNodeListener}.
@@ -33,6 +35,18 @@ export interface ListenerOptions {
    * else's). With `false`, responses are undici's own and are written from their bytes all the same.
    */
   fastResponse?: boolean;
+  /**
+   * The request timeout (ms): how long the application may take to produce its response. On expiry
+   * `context.signal` aborts with a {@link RequestTimeoutError}, the client gets 503, and
+   * `got_request_exception` fires. 0 turns it off. Default: 30 000 for `serve()` (gunicorn's
+   * `--timeout`), 0 for `toNodeListener()` (the host has its own).
+   */
+  timeout?: number;
+  /**
+   * How long a client may leave sent bytes unread (ms) before its connection is cut (`errored`,
+   * {@link SendTimeoutError}). 0 turns it off. Default: 60 000 for `serve()`, 0 for `toNodeListener()`.
+   */
+  sendTimeout?: number;
 }
 
 export const DEFAULT_MAX_BODY_SIZE = 1024 * 1024;
@@ -55,6 +69,10 @@ export class Site {
   readonly hosted: boolean;
   /** Whether the global Response is swapped while this site's servers run. */
   readonly fastResponse: boolean;
+  /** The request timeout (ms, 0: off). */
+  readonly timeoutMs: number;
+  /** The request and send timeouts' sweep; undefined when both are off. */
+  readonly watchdog: Watchdog | undefined;
   /** toNodeListener: the host servers seen, each holding the FastResponse swap until it closes. */
   private hosts: Set<NetServer> | undefined;
   private whenIdle: (() => void) | undefined;
@@ -69,6 +87,11 @@ export class Site {
     this.maxBodySize = options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE;
     this.hosted = hosted;
     this.fastResponse = options.fastResponse ?? !hosted;
+    this.timeoutMs = milliseconds(options.timeout, 'timeout', hosted ? 0 : 30_000);
+    this.watchdog = Watchdog.for({
+      timeoutMs: this.timeoutMs,
+      sendTimeoutMs: milliseconds(options.sendTimeout, 'sendTimeout', hosted ? 0 : 60_000),
+    });
     const bus = this.handler.signals;
     this.scopeOptions = {
       gracePeriodMs: options.gracePeriodMs ?? 1000,
@@ -91,6 +114,18 @@ export class Site {
     });
   }
 
+  /**
+   * The adapter failed a request itself (its request timeout): `got_request_exception` and a report,
+   * as the handler does for an exception of the application, and not reported again when it finishes.
+   */
+  requestFailed(request: Request, scope: RequestScope, error: unknown): void {
+    const handler = this.handler;
+    const bus = handler.signals;
+    markAnswered(scope);
+    bus.dispatch('got_request_exception', { sender: handler, request, context: scope.context, error });
+    bus.report(error, 'application', request);
+  }
+
   /** Resolves once every exchange's scope has finished. */
   idle(): Promise<void> {
     if (this.open === 0) return Promise.resolve();
@@ -106,4 +141,15 @@ export class Site {
       resolve();
     }
   }
+}
+
+/** A timeout option in ms: `fallback` when not given; a TypeError naming it when not a number ≥ 0. */
+export function milliseconds(value: number | undefined, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !(value >= 0) || value === Number.POSITIVE_INFINITY) {
+    throw new TypeError(
+      `tsgi: the ${name} option must be a number of milliseconds ≥ 0 (0 turns it off), got ${String(value)}`,
+    );
+  }
+  return value;
 }
