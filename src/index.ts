@@ -25,6 +25,7 @@ export {
 export { RequestTimeoutError, SendTimeoutError } from './node/timeouts.ts';
 export { type ErrorSource, formatError, ReceiverError } from './report.ts';
 export { GracePeriodExceededError, InvalidResponseError, ScopeClosedError } from './scope.ts';
+export { ReleaseFailedError, RequestOverError, type Scoped, scoped } from './scoped.ts';
 export {
   getWsgiApplication,
   ImproperlyConfigured,

@@ -56,11 +56,15 @@ export type CloseCallback = (info: FinishInfo) => void | Promise<void>;
 /**
  * Per-request information and hooks, created by the request scope and passed to every layer.
  *
+ * For a resource held for the request (a database client, a transaction), use `scoped()`: it
+ * acquires on first use and releases exactly once, told the outcome. By hand it reads:
+ *
  * @example
- * const app: Application = (request, context) => {
- *   const client = pool.connect();
+ * const app: Application = async (request, context) => {
+ *   const client = await pool.connect(); // await it: a Promise has no release(), and the client leaks
  *   context.onClose(() => client.release());
- *   return new Response(`you are ${context.remoteAddress}`);
+ *   const { rows } = await client.query('SELECT now() AS now');
+ *   return new Response(`${context.remoteAddress} asked at ${rows[0].now}`);
  * };
  */
 export interface RequestContext {
