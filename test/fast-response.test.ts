@@ -83,6 +83,83 @@ describe('FastResponse, compared with undici’s Response', () => {
     });
   }
 
+  // Plain header objects are kept as given until someone reads `headers`: each of these must still
+  // come out exactly as undici's Headers would make them (or go to undici when they are not plain).
+  const plainObjects: [string, () => Record<string, unknown>][] = [
+    ['a plain object', () => ({ 'content-type': 'text/plain', 'x-a': '1' })],
+    ['names in mixed case', () => ({ 'Content-Type': 'text/html', 'X-Request-Id': 'abc' })],
+    ['no content type (the default is added)', () => ({ 'cache-control': 'no-store' })],
+    ['two names differing only in case (Headers joins them)', () => ({ 'X-A': '1', 'x-a': '2' })],
+    ['values with whitespace to trim', () => ({ 'x-a': '  padded\t' })],
+    ['an empty value', () => ({ 'x-empty': '' })],
+    ['a number value', () => ({ 'x-n': 5 })],
+    ['a content-length', () => ({ 'content-length': '1' })],
+    ['a set-cookie', () => ({ 'set-cookie': 'a=1' })],
+    ['obs-text in a value', () => ({ 'x-latin': 'caf\xe9' })],
+    [
+      'an object with a prototype of its own',
+      () => Object.assign(Object.create({ inherited: 'no' }), { own: 'yes' }),
+    ],
+  ];
+  for (const [name, make] of plainObjects) {
+    for (const body of ['text', null]) {
+      it(`makes headers like undici from ${name}${body === null ? ', without a body' : ''}`, async () => {
+        const fast = new Fast(body, { headers: make() as HeadersInit });
+        const undici = new GlobalResponse(body, { headers: make() as HeadersInit });
+        assert.deepEqual(await observe(fast), await observe(undici));
+      });
+    }
+    it(`makes headers like undici from ${name}, through Response.json()`, async () => {
+      const fast = Fast.json({ a: 1 }, { headers: make() as HeadersInit });
+      const undici = GlobalResponse.json({ a: 1 }, { headers: make() as HeadersInit });
+      assert.deepEqual(await observe(fast), await observe(undici));
+    });
+  }
+
+  it('hands the writer a plain object as a list, without making Headers', () => {
+    const response = new Fast('x', { status: 201, headers: { 'Content-Type': 'text/html', 'x-a': '1' } });
+    const fixed = fixedResponse(response)!;
+    assert.equal(fixed.headers, undefined);
+    assert.deepEqual(fixed.raw, ['content-type', 'text/html', 'x-a', '1']);
+    const json = fixedResponse(Fast.json([1], { headers: { 'x-b': '2' } }))!;
+    assert.deepEqual(json.raw, ['x-b', '2', 'content-type', 'application/json']);
+  });
+
+  it('once headers are read, writes what they say: a layer may have changed them', () => {
+    const response = new Fast('x', { headers: { 'x-a': '1' } });
+    response.headers.set('x-a', 'changed');
+    response.headers.append('x-added', 'yes');
+    const fixed = fixedResponse(response)!;
+    assert.equal(fixed.raw, undefined);
+    assert.deepEqual(
+      [...fixed.headers!],
+      [
+        ['content-type', 'text/plain;charset=UTF-8'],
+        ['x-a', 'changed'],
+        ['x-added', 'yes'],
+      ],
+    );
+  });
+
+  it('takes each value of a plain object once, as undici reads an init once', () => {
+    let reads = 0;
+    const init = {
+      get 'x-counted'() {
+        reads++;
+        return 'v';
+      },
+    };
+    const response = new Fast('x', { headers: init });
+    assert.equal(response.headers.get('x-counted'), 'v');
+    assert.equal(reads, 1);
+    // Also when another entry sends the object to undici's Headers.
+    const both = Object.defineProperties({ 'x-n': 5 } as Record<string, unknown>, {
+      'x-counted': { get: () => `v${++reads}`, enumerable: true },
+    });
+    assert.equal(new Fast('x', { headers: both as HeadersInit }).headers.get('x-counted'), 'v2');
+    assert.equal(reads, 2);
+  });
+
   const invalid: [string, () => [unknown, unknown]][] = [
     ['a status below 200', () => ['x', { status: 199 }]],
     ['a status above 599', () => ['x', { status: 600 }]],
@@ -90,6 +167,11 @@ describe('FastResponse, compared with undici’s Response', () => {
     ['a body with a null-body status', () => ['x', { status: 204 }]],
     ['an invalid header name', () => ['x', { headers: { 'bad name': '1' } }]],
     ['an invalid header value', () => ['x', { headers: { a: 'x\ny' } }]],
+    ['a header value with a NUL', () => ['x', { headers: { a: 'x\0y' } }]],
+    ['a header value past Latin-1', () => ['x', { headers: { a: 'snow ☃' } }]],
+    ['a header name past Latin-1', () => ['x', { headers: { é: '1' } }]],
+    ['a symbol key in a header object', () => ['x', { headers: { a: '1', [Symbol('s')]: '2' } }]],
+    ['a header name with a colon', () => ['x', { headers: { 'a:b': '1' } }]],
     ['an init that is not an object', () => ['x', 5]],
     ['a locked stream', () => [lockedStream(), undefined]],
   ];

@@ -40,13 +40,23 @@ const TEXT_TYPE = 'text/plain;charset=UTF-8';
 const JSON_TYPE = 'application/json';
 // RFC 9110 reason-phrase: HTAB, SP, VCHAR, obs-text.
 const REASON_PHRASE = /^[\t\x20-\x7e\x80-\xff]*$/;
+// A header name (RFC 9110 token) and a value that WHATWG Headers would keep exactly as given (no
+// whitespace to trim at either end) and Node would send (no control characters): anything else is
+// left to undici's Headers, whose rules then apply exactly.
+const TOKEN = /^[!#$%&'*+\-.^_`|~\dA-Za-z]+$/;
+const PLAIN_VALUE = /^(?:[\x21-\x7e\x80-\xff](?:[\t\x20-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?$/;
 
 /** What the Node writer needs from a response whose body is fixed data nobody has touched. */
 export interface FixedResponse {
   status: number;
   statusText: string;
-  /** The headers, or undefined when none were set or read (then only `contentType` applies). */
+  /** The headers, or undefined when none were made (then `raw`, or else `contentType`, applies). */
   headers: Headers | undefined;
+  /**
+   * The headers as given to the constructor, when they were a plain object nobody has read since:
+   * a flat `[name, value, …]` list, names in lower case, the body's default content type included.
+   */
+  raw: readonly string[] | undefined;
   /** The default content type of the body, used when `headers` is undefined. */
   contentType: string | undefined;
   body: string | Uint8Array<ArrayBuffer> | null;
@@ -62,6 +72,7 @@ const view: FixedResponse = {
   status: 0,
   statusText: '',
   headers: undefined,
+  raw: undefined,
   contentType: undefined,
   body: null,
 };
@@ -93,12 +104,14 @@ function fill(
   status: number,
   statusText: string,
   headers: Headers | undefined,
+  raw: readonly string[] | undefined,
   contentType: string | undefined,
   body: string | Uint8Array<ArrayBuffer> | null,
 ): FixedResponse {
   view.status = status;
   view.statusText = statusText;
   view.headers = headers;
+  view.raw = raw;
   view.contentType = contentType;
   view.body = body;
   return view;
@@ -110,6 +123,8 @@ export class FastResponse {
   #status: number;
   #statusText: string;
   #headers: Headers | undefined;
+  /** The init's headers as a flat list, until someone reads `headers` (see {@link plainHeaders}). */
+  #raw: string[] | undefined;
   #contentType: string | undefined;
   #body: FastBody;
   /** undici's response, holding the body once it was made (and everything, for bodies we don't handle). */
@@ -121,6 +136,7 @@ export class FastResponse {
     this.#status = 200;
     this.#statusText = '';
     this.#headers = undefined;
+    this.#raw = undefined;
     this.#contentType = undefined;
     this.#body = null;
     this.#real = undefined;
@@ -167,14 +183,26 @@ export class FastResponse {
       this[STATIC_BODY] = undiciStaticBody(real);
       return;
     }
-    if (headersInit !== undefined) {
-      const headers = new Headers(headersInit);
-      if (this.#contentType !== undefined && !headers.has('content-type')) {
-        headers.set('content-type', this.#contentType);
-      }
-      this.#headers = headers;
-    }
+    if (headersInit !== undefined) this.#setHeaders(headersInit);
     this[STATIC_BODY] = !(this.#body instanceof ReadableStream);
+  }
+
+  /** Takes the init's headers: kept as given when they are plain (no Headers made), else undici's. */
+  #setHeaders(init: HeadersInit): void {
+    const entries = entriesOf(init);
+    if (entries !== undefined) {
+      const raw = plainHeaders(entries, this.#contentType);
+      if (raw !== undefined) {
+        this.#raw = raw;
+        return;
+      }
+      init = pairsOf(entries); // the values as read: an init is read once
+    }
+    const headers = new Headers(init);
+    if (this.#contentType !== undefined && !headers.has('content-type')) {
+      headers.set('content-type', this.#contentType);
+    }
+    this.#headers = headers;
   }
 
   get type(): ResponseType {
@@ -203,8 +231,13 @@ export class FastResponse {
 
   get headers(): Headers {
     if (this.#headers === undefined) {
-      this.#headers = new Headers();
-      if (this.#contentType !== undefined) this.#headers.set('content-type', this.#contentType);
+      const headers = new Headers();
+      const raw = this.#raw;
+      if (raw !== undefined) {
+        for (let i = 0; i < raw.length; i += 2) headers.append(raw[i]!, raw[i + 1]!);
+        this.#raw = undefined; // from now on the Headers are the truth: a layer may change them
+      } else if (this.#contentType !== undefined) headers.set('content-type', this.#contentType);
+      this.#headers = headers;
     }
     return this.#headers;
   }
@@ -299,10 +332,9 @@ export class FastResponse {
     const text = JSON.stringify(data);
     if (text === undefined) throw new TypeError('Value is not JSON serializable');
     const given = init?.headers;
-    const headers = given === undefined ? undefined : new Headers(given);
-    if (headers !== undefined && !headers.has('content-type')) headers.set('content-type', JSON_TYPE);
-    const response = new FastResponse(text, { status: init?.status, statusText: init?.statusText, headers });
-    if (headers === undefined) response.#contentType = JSON_TYPE;
+    const response = new FastResponse(text, { status: init?.status, statusText: init?.statusText });
+    response.#contentType = JSON_TYPE;
+    if (given !== undefined && given !== null) response.#setHeaders(given);
     return response as unknown as Response;
   }
 
@@ -314,7 +346,7 @@ export class FastResponse {
         const data = undiciFixedData(real);
         return data === undefined
           ? undefined
-          : fill(real.status, real.statusText, real.headers, undefined, data);
+          : fill(real.status, real.statusText, real.headers, undefined, undefined, data);
       }
       const body = response.#body;
       if (body instanceof ReadableStream) return undefined;
@@ -324,13 +356,20 @@ export class FastResponse {
           // undici made this body from data we never saw (a Blob, an ArrayBuffer, form data…).
           const data = undiciFixedData(real);
           if (data === undefined) return undefined;
-          return fill(response.#status, response.#statusText, response.#headers, undefined, data);
+          return fill(response.#status, response.#statusText, response.headers, undefined, undefined, data);
         }
         // Our own string or bytes, which undici copied when something asked for the body: they are
         // still the body unless that stream was read or taken since (a clone's tee does neither).
         if (real.bodyUsed || real.body?.locked) return undefined;
       }
-      return fill(response.#status, response.#statusText, response.#headers, response.#contentType, body);
+      return fill(
+        response.#status,
+        response.#statusText,
+        response.#headers,
+        response.#raw,
+        response.#contentType,
+        body,
+      );
     };
     lengthOf = (response) => {
       if (!(#real in response)) return undiciBodyLength(response as Response);
@@ -376,6 +415,56 @@ for (const key of Object.getOwnPropertyNames(GlobalResponse.prototype)) {
       },
     });
   }
+}
+
+/**
+ * The entries of a plain header object (an object literal, no symbol keys) as a flat
+ * `[name, value, …]` list, each value read once, as undici reads an init; undefined for any other init.
+ */
+function entriesOf(init: HeadersInit): unknown[] | undefined {
+  if (typeof init !== 'object' || init === null || Object.getPrototypeOf(init) !== Object.prototype) {
+    return undefined;
+  }
+  // A symbol key is undici's TypeError to throw (a record's keys are strings).
+  if (Object.getOwnPropertySymbols(init).length > 0) return undefined;
+  const record = init as Record<string, unknown>;
+  const entries: unknown[] = [];
+  for (const name in record) entries.push(name, record[name]);
+  return entries;
+}
+
+/**
+ * `entries` as the list the writer hands to Node (lower-case names, `contentType` added when they set
+ * none), or undefined when undici must make the headers: a value that is not a string, a name or
+ * value Headers would change or refuse (see {@link TOKEN}, {@link PLAIN_VALUE}), two names that differ
+ * only in case (Headers joins them), `content-length` or `set-cookie`.
+ *
+ * This is what `new Response(text, { headers: { 'content-type': 'text/plain' } })` costs instead of a
+ * `Headers` (over a microsecond): a `Headers` is made from the list only if someone reads
+ * `response.headers`.
+ */
+function plainHeaders(entries: unknown[], contentType: string | undefined): string[] | undefined {
+  const list: string[] = [];
+  let typed = false;
+  for (let i = 0; i < entries.length; i += 2) {
+    const name = entries[i] as string;
+    const value = entries[i + 1];
+    if (typeof value !== 'string' || !TOKEN.test(name) || !PLAIN_VALUE.test(value)) return undefined;
+    const lower = name.toLowerCase();
+    if (lower === 'content-length' || lower === 'set-cookie') return undefined;
+    for (let j = 0; j < list.length; j += 2) if (list[j] === lower) return undefined;
+    if (lower === 'content-type') typed = true;
+    list.push(lower, value);
+  }
+  if (!typed && contentType !== undefined) list.push('content-type', contentType);
+  return list;
+}
+
+/** A flat entry list as the pairs `new Headers()` takes. */
+function pairsOf(entries: unknown[]): [string, string][] {
+  const pairs: [string, string][] = [];
+  for (let i = 0; i < entries.length; i += 2) pairs.push([entries[i] as string, entries[i + 1] as string]);
+  return pairs;
 }
 
 /** True once a stream was read from or cancelled (Node's check accepts web streams too). */

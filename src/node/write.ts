@@ -36,7 +36,11 @@ export function writeFixed(
     if (bodyless || !presetContentLength(res, length)) lengthHeader = String(length);
   }
   let headers: readonly string[];
-  if (fixed.headers === undefined) headers = contentTypeHeaders(fixed.contentType, lengthHeader);
+  const raw = fixed.raw;
+  if (raw !== undefined) {
+    // The response's own list, which Node only reads; copied only to add a Content-Length.
+    headers = lengthHeader === undefined ? raw : [...raw, 'content-length', lengthHeader];
+  } else if (fixed.headers === undefined) headers = contentTypeHeaders(fixed.contentType, lengthHeader);
   else {
     const list = nodeHeaders(fixed.headers, true);
     if (lengthHeader !== undefined) list.push('content-length', lengthHeader);

@@ -282,3 +282,60 @@ for (const mode of modes) {
     }
   });
 }
+
+describe('the head of a response made with a plain header object (kept as given, no Headers made)', () => {
+  const app: Application = (request) => {
+    const path = new URL(request.url).pathname;
+    if (path === '/json')
+      return Response.json({ ok: true }, { status: 202, headers: { 'Cache-Control': 'no-store' } });
+    if (path === '/changed') {
+      const response = new Response('changed', { headers: { 'x-a': '1' } });
+      response.headers.set('x-a', 'after');
+      return response;
+    }
+    if (path === '/head') return new Response('not sent', { headers: { 'X-Kept': 'yes' } });
+    return new Response('text', {
+      status: 201,
+      headers: { 'Content-Type': 'text/html', 'X-Request-Id': 'abc' },
+    });
+  };
+
+  for (const fastResponse of [true, false]) {
+    describe(fastResponse ? 'with FastResponse' : "with undici's Response", () => {
+      let server: RunningServer;
+      before(async () => {
+        server = await serve(app, { port: 0, fastResponse });
+      });
+      after(() => server.close());
+
+      it('sends the status, each header and the body’s own length', async () => {
+        const response = await get(`${server.url}/text`);
+        assert.equal(response.status, 201);
+        assert.equal(response.headers['content-type'], 'text/html');
+        assert.equal(response.headers['x-request-id'], 'abc');
+        assert.equal(response.headers['content-length'], '4');
+        assert.equal(response.body.toString(), 'text');
+      });
+
+      it('sends Response.json() with its headers and the JSON content type', async () => {
+        const response = await get(`${server.url}/json`);
+        assert.equal(response.status, 202);
+        assert.equal(response.headers['cache-control'], 'no-store');
+        assert.equal(response.headers['content-type'], 'application/json');
+        assert.equal(response.body.toString(), '{"ok":true}');
+      });
+
+      it('sends what the headers say once a layer changed them', async () => {
+        const response = await get(`${server.url}/changed`);
+        assert.equal(response.headers['x-a'], 'after');
+      });
+
+      it('sends the head alone for HEAD, with the length of the body it would have', async () => {
+        const response = await get(`${server.url}/head`, { method: 'HEAD' });
+        assert.equal(response.headers['x-kept'], 'yes');
+        assert.equal(response.headers['content-length'], '8');
+        assert.equal(response.body.length, 0);
+      });
+    });
+  }
+});
