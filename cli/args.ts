@@ -27,11 +27,13 @@ export function parsing<T>(parse: () => T): T {
       case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
         throw new UsageError(`unknown option '${option}'`);
       case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
-        throw new UsageError(
-          message.includes('argument missing')
-            ? `${option} needs a value`
-            : `${option} does not take a value`,
-        );
+        if (message.includes('argument missing')) throw new UsageError(`${option} needs a value`);
+        // `--timeout -1`: parseArgs will not take a value that looks like an option.
+        if (message.includes('ambiguous'))
+          throw new UsageError(
+            `${option} needs a value (one that starts with '-' is written ${option}=VALUE)`,
+          );
+        throw new UsageError(`${option} does not take a value`);
       default:
         throw new UsageError(message);
     }
@@ -77,10 +79,30 @@ export function count(text: string, what: string): number {
   return value;
 }
 
-/** Seconds given on the command line, in ms. */
+/** The longest delay a Node timer keeps (2^31 - 1 ms, about 24.8 days); a longer one fires at once. */
+const MAX_TIMER_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+
+/**
+ * Seconds given on the command line (fractions allowed, as gunicorn's), in whole ms: Node's timeouts
+ * must be integers, and a positive value never rounds down to 0, which would turn the timeout off.
+ */
 export function seconds(text: string | undefined, what: string): number | undefined {
   if (text === undefined) return undefined;
   const value = /^\d+(?:\.\d+)?$/.test(text) ? Number(text) : Number.NaN;
   if (Number.isNaN(value)) throw new UsageError(`${what} must be a number of seconds, got '${text}'`);
-  return value * 1000;
+  if (value > MAX_TIMER_SECONDS) {
+    throw new UsageError(
+      `${what} must be at most ${MAX_TIMER_SECONDS} seconds (about 24 days), got '${text}'`,
+    );
+  }
+  return value === 0 ? 0 : Math.max(1, Math.round(value * 1000));
+}
+
+/** A whole number of at least 0 (a limit, where 0 means none). */
+export function limit(text: string | undefined, what: string): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text))) {
+    throw new UsageError(`${what} must be a whole number (0 for no limit), got '${text}'`);
+  }
+  return Number(text);
 }

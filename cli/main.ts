@@ -6,11 +6,14 @@
  * - `tsgi serve path/to/wsgi.ts[:attr]` — serves an application (gunicorn's `module:app`; serve.ts);
  * - `tsgi runserver [[host:]port]` — the development server for the site whose settings module
  *   `TSGI_SETTINGS_MODULE` (or `--settings`) names (runserver.ts);
- * - `tsgi startproject NAME [DIR]` — writes a runnable site (startproject.ts).
+ * - `tsgi startproject NAME [DIR]` — writes a runnable site (startproject.ts);
+ * - `tsgi bench [path/to/wsgi.ts[:attr]] [--settings MODULE]` — what each layer of the site's stack
+ *   costs per request, measured in process (bench.ts).
  *
  * A server prints one line, `tsgi: serving <url>`, on stdout once it listens. SIGTERM or SIGINT (or
  * `io.signal` aborting) stops accepting connections, lets in-flight requests finish for at most the
- * graceful timeout, and exits 0; a second signal exits at once. Every failure is one line on stderr
+ * graceful timeout, and exits 0 (1, with a line saying how many, if it had to cut requests); a second
+ * signal exits at once. Every failure is one line on stderr
  * starting with `tsgi:` (a site that throws while loading: its message and the file:line it was
  * thrown at; `--verbose` prints the whole stack instead); usage errors add a `--help` hint and exit
  * 2, other failures exit 1.
@@ -20,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { LoadError, oneLine } from '../src/loader.ts';
 import { describe } from '../src/report.ts';
 import { UsageError } from './args.ts';
+import { benchCommand } from './bench.ts';
 import type { ServerIO } from './runner.ts';
 import { runserverCommand } from './runserver.ts';
 import { serveCommand } from './serve.ts';
@@ -65,6 +69,8 @@ export async function main(args: string[], io: CliIO = {}): Promise<number> {
         return await runserverCommand(rest, io);
       case 'startproject':
         return await startprojectCommand(rest, io);
+      case 'bench':
+        return await benchCommand(rest, io);
       default:
         throw new UsageError(
           command.startsWith('-') ? `unknown option '${command}'` : `unknown command '${command}'`,

@@ -7,6 +7,10 @@
  * A second signal exits at once, except in a worker or reload child: the terminal's Ctrl-C reaches
  * them as well as their parent's SIGTERM, and only the parent may decide to stop waiting.
  *
+ * A stop whose graceful timeout cut requests says how many and resolves 1 (graceful.ts). In a cluster
+ * worker the server also sends its master a heartbeat, so that a blocked event loop is noticed
+ * (heartbeat.ts).
+ *
  * `--access-log` puts the logging middleware (Common Log Format, stdout) around the application: the
  * CLI assembles a whole server, as a site's settings do, so it imports from middleware/ (the library
  * in src/ never does).
@@ -19,6 +23,9 @@ import { oneLine } from '../src/loader.ts';
 import { type RunningServer, serve } from '../src/node/serve.ts';
 import { SignalBus } from '../src/signals.ts';
 import type { Application, Handler } from '../src/types.ts';
+import { closeCounting, reportCut } from './graceful.ts';
+import { startHeartbeat } from './heartbeat.ts';
+import { type Limits, serveLimits } from './limits.ts';
 import { notifyParent, type Output } from './supervisor.ts';
 
 /** Where a server process writes, and what else may stop it; every field defaults to the process's own. */
@@ -33,8 +40,8 @@ export interface ServerIO {
 export interface ServerPlan {
   host: string;
   port: number;
-  gracefulTimeoutMs: number;
-  keepAliveTimeoutMs: number | undefined;
+  /** Timeouts and limits (limits.ts); `timeoutMs` is also the heartbeat limit in a worker. */
+  limits: Limits;
   accessLog: boolean;
   /** False: leave the global `Response` alone (serve()'s `fastResponse` option). Default: true. */
   fastResponse?: boolean;
@@ -43,11 +50,12 @@ export interface ServerPlan {
 /**
  * Loads the application, serves it until told to stop, drains, and resolves with the exit code: 0
  * once every request has finished, 1 if the address cannot be listened on (said in one line on
- * stderr) or requests still run well past the graceful timeout. A load error is thrown as it is.
+ * stderr), if the graceful timeout cut requests (`tsgi: graceful timeout (30s) cut 3 request(s)`), or
+ * if requests still run well past it. A load error is thrown as it is.
  *
  * @example
  * const code = await runServer(() => loadApplication('mysite/wsgi.ts'), {
- *   host: '127.0.0.1', port: 8000, gracefulTimeoutMs: 30_000, keepAliveTimeoutMs: undefined, accessLog: true,
+ *   host: '127.0.0.1', port: 8000, limits: DEFAULT_LIMITS, accessLog: true,
  * });
  */
 export async function runServer(
@@ -58,15 +66,17 @@ export async function runServer(
   const stderr = io.stderr ?? process.stderr;
   const stop = stopSignal(io);
   try {
-    let app = await load();
-    if (plan.accessLog) app = withAccessLog(app, io.stdout ?? process.stdout);
+    const loaded = await load();
+    const app = plan.accessLog ? withAccessLog(loaded, io.stdout ?? process.stdout) : loaded;
+    // The handler serve() would make anyway, made here so that its `inFlight` and signals can be read.
+    const handler = isHandler(app) ? app : createHandler(app);
+    const { gracefulTimeoutMs } = plan.limits;
     let server: RunningServer;
     try {
-      server = await serve(app, {
+      server = await serve(handler, {
         host: plan.host,
         port: plan.port,
-        gracefulTimeout: plan.gracefulTimeoutMs,
-        ...(plan.keepAliveTimeoutMs === undefined ? {} : { keepAliveTimeout: plan.keepAliveTimeoutMs }),
+        ...serveLimits(plan.limits),
         ...(plan.fastResponse === false ? { fastResponse: false } : {}),
       });
     } catch (error) {
@@ -74,17 +84,24 @@ export async function runServer(
       return 1;
     }
     if (!cluster.isWorker) (io.stdout ?? process.stdout).write(`tsgi: serving ${server.url}\n`);
+    // Beating through the drain too: a worker that blocks while it drains is replaced as well.
+    const stopBeating = cluster.isWorker ? startHeartbeat(handler, plan.limits.timeoutMs) : undefined;
     notifyParent(server.url);
     await stop.stopped;
     // close() cuts what is still running after the graceful timeout; this is only a backstop.
     let backstop: NodeJS.Timeout | undefined;
-    const expired = new Promise<boolean>((resolve) => {
-      backstop = setTimeout(() => resolve(true), plan.gracefulTimeoutMs + 5000);
+    const expired = new Promise<undefined>((resolve) => {
+      backstop = setTimeout(() => resolve(undefined), gracefulTimeoutMs + 5000);
     });
-    const timedOut = await Promise.race([server.close().then(() => false), expired]);
+    const cut = await Promise.race([closeCounting(server, handler, gracefulTimeoutMs), expired]);
     clearTimeout(backstop);
-    if (timedOut) {
+    stopBeating?.();
+    if (cut === undefined) {
       stderr.write('tsgi: requests were still running after the graceful timeout; exiting anyway\n');
+      return 1;
+    }
+    if (cut > 0) {
+      await reportCut(cut, gracefulTimeoutMs, stderr);
       return 1;
     }
     return 0;

@@ -3,7 +3,8 @@
  * module `--settings` or `$TSGI_SETTINGS_MODULE` names (its `WSGI_APPLICATION`, else a handler built
  * from `APP`, `MIDDLEWARE` and `DEBUG`), logs every request, and restarts when a file under the
  * settings' folder changes (`--noreload` to not). It listens on 127.0.0.1, on `$PORT` when that is
- * set and no port is given, else on 8000. Not for production: use `tsgi serve`.
+ * set and no port is given, else on 8000. It takes serve's timeout and limit flags, with the same
+ * defaults (limits.ts); it has no workers, so no heartbeat. Not for production: use `tsgi serve`.
  */
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +16,7 @@ import { ImproperlyConfigured, loadSettings, SETTINGS_ENV } from '../src/setting
 import type { Application } from '../src/types.ts';
 import { envPort, HELP_OPTION, parseAddress, parsing, UsageError, VERBOSE_OPTION } from './args.ts';
 import { relaunch, supervised } from './launcher.ts';
+import { LIMIT_OPTIONS, readLimits } from './limits.ts';
 import type { CliIO } from './main.ts';
 import { isReloadChild, runServer, type ServerPlan } from './runner.ts';
 import { runReloader } from './supervisor.ts';
@@ -29,6 +31,7 @@ export async function runserverCommand(args: string[], io: CliIO): Promise<numbe
       options: {
         settings: { type: 'string' },
         noreload: { type: 'boolean' },
+        ...LIMIT_OPTIONS,
         verbose: VERBOSE_OPTION,
         help: HELP_OPTION,
       },
@@ -41,6 +44,7 @@ export async function runserverCommand(args: string[], io: CliIO): Promise<numbe
   const [addrport, extra] = positionals;
   if (extra !== undefined) throw new UsageError(`unexpected argument '${extra}'`);
   const address = addrport === undefined ? {} : parseAddress(addrport, 'runserver');
+  const limits = readLimits(values);
   const env = io.env ?? process.env;
   const cwd = io.cwd ?? process.cwd();
   const named = values.settings ?? env[SETTINGS_ENV];
@@ -76,8 +80,7 @@ export async function runserverCommand(args: string[], io: CliIO): Promise<numbe
   const plan: ServerPlan = {
     host: address.host ?? '127.0.0.1',
     port: address.port ?? envPort(env) ?? 8000,
-    gracefulTimeoutMs: 30_000,
-    keepAliveTimeoutMs: undefined,
+    limits,
     accessLog: !MIDDLEWARE.some(isAccessLog),
   };
   return runServer(() => loadSite(settings, env, cwd), plan, io);

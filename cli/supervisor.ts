@@ -8,9 +8,11 @@
  * stops with a non-zero code instead of restarting it in a loop.
  *
  * Workers: the primary forks N workers that share the listening socket (node:cluster), prints
- * `tsgi: serving <url>` once all of them listen, and forks a replacement for every worker that dies.
- * On stop it sends each worker SIGTERM (each drains its in-flight requests) and waits; workers still
- * alive after the graceful timeout get SIGKILL.
+ * `tsgi: serving <url>` once all of them listen, and forks a replacement for every worker that dies,
+ * or whose heartbeat stopped for longer than `--timeout` (heartbeat.ts: killed, and the requests it
+ * held are logged). On stop it sends each worker SIGTERM (each drains its in-flight requests) and
+ * waits; workers still alive after the graceful timeout get SIGKILL. What the workers' graceful
+ * timeouts cut is printed as one total (graceful.ts).
  *
  * Reloader: restarts the child whenever a script or JSON file under the watched directory changes
  * (node:fs `watch` on each directory; `node_modules` and dot-directories are skipped). A restart gives
@@ -21,6 +23,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import cluster, { type Worker } from 'node:cluster';
 import { type FSWatcher, readdirSync, watch } from 'node:fs';
 import { join, relative } from 'node:path';
+import { cutLine, isCutMessage } from './graceful.ts';
+import { HeartbeatMonitor, silenceLine } from './heartbeat.ts';
 
 /** Where the CLI writes; `process.stdout` and `process.stderr` fit. */
 export interface Output {
@@ -57,21 +61,28 @@ function isListening(message: unknown): message is ListeningMessage {
 }
 
 /**
- * Runs `count` cluster workers until `stop` settles; resolves with the exit code.
+ * Runs `count` cluster workers until `stop` settles; resolves with the exit code: 0 after a clean
+ * stop, 1 when the graceful timeout cut requests (one line gives the total of all workers) or a worker
+ * had to be killed, or the code of a worker that failed to start.
+ *
+ * With `timeoutMs` above 0, a worker whose heartbeat stops for longer is killed and replaced
+ * (heartbeat.ts).
  *
  * @example
- * const code = await runWorkers({ exec, args, execArgv: [], cwd, env, count: 4, gracefulTimeoutMs: 30_000, stop, stdout, stderr });
+ * const code = await runWorkers({ exec, args, execArgv: [], cwd, env, count: 4, gracefulTimeoutMs: 30_000, timeoutMs: 30_000, stop, stdout, stderr });
  */
 export function runWorkers(
   options: ChildCommand & {
     count: number;
     gracefulTimeoutMs: number;
+    /** The heartbeat limit (ms); 0: no heartbeat. */
+    timeoutMs: number;
     stop: Promise<unknown>;
     stdout: Output;
     stderr: Output;
   },
 ): Promise<number> {
-  const { count, stdout, stderr } = options;
+  const { count, stdout, stderr, gracefulTimeoutMs, timeoutMs } = options;
   cluster.setupPrimary({
     exec: options.exec,
     args: [...options.args],
@@ -79,15 +90,29 @@ export function runWorkers(
     cwd: options.cwd,
   });
   const alive = new Set<Worker>();
+  // A worker's last messages (what it cut) can still be in its channel when its exit is seen: the
+  // master finishes only once every channel is closed, so it has read them all.
+  const connected = new Set<Worker>();
   const ready = new Set<Worker>();
+  // Killed for silence: its exit is already explained.
+  const silenced = new Set<Worker>();
   let announced = false;
   let stopping = false;
   let code = 0;
+  let cut = 0;
 
   return new Promise<number>((resolve) => {
     let killer: NodeJS.Timeout | undefined;
+    const monitor = new HeartbeatMonitor(timeoutMs, (worker, silence) => {
+      stderr.write(silenceLine(worker.process.pid, silence, timeoutMs, !stopping));
+      silenced.add(worker);
+      if (stopping) code = 1;
+      worker.process.kill('SIGKILL');
+    });
     const fork = (): void => {
-      alive.add(cluster.fork(options.env));
+      const worker = cluster.fork(options.env);
+      alive.add(worker);
+      connected.add(worker);
     };
     const stopAll = (exitCode: number): void => {
       if (stopping) return;
@@ -98,18 +123,31 @@ export function runWorkers(
         stderr.write(`tsgi: workers still running after the graceful timeout; killing them\n`);
         code = 1;
         for (const worker of alive) worker.process.kill('SIGKILL');
-      }, options.gracefulTimeoutMs + 1000);
-      if (alive.size === 0) finish();
+      }, gracefulTimeoutMs + 1000);
+      maybeFinish();
     };
-    const finish = (): void => {
+    const maybeFinish = (): void => {
+      if (!stopping || alive.size > 0 || connected.size > 0) return;
       clearTimeout(killer);
+      monitor.stop();
       cluster.off('message', onMessage);
       cluster.off('exit', onExit);
+      cluster.off('disconnect', onDisconnect);
+      if (cut > 0) {
+        stderr.write(cutLine(cut, gracefulTimeoutMs));
+        code ||= 1;
+      }
       resolve(code);
     };
     const onMessage = (worker: Worker, message: unknown): void => {
+      if (monitor.receive(worker, message)) return;
+      if (isCutMessage(message)) {
+        cut += message.count;
+        return;
+      }
       if (!isListening(message) || ready.has(worker)) return;
       ready.add(worker);
+      monitor.watch(worker);
       stderr.write(`tsgi: worker ${worker.process.pid} ready\n`);
       if (!announced && ready.size === count) {
         announced = true;
@@ -118,10 +156,14 @@ export function runWorkers(
     };
     const onExit = (worker: Worker, exitCode: number | null, signal: string | null): void => {
       alive.delete(worker);
+      monitor.forget(worker);
       const wasReady = ready.delete(worker);
       const how = signal ? `signal ${signal}` : `code ${exitCode}`;
-      if (stopping) {
-        if (alive.size === 0) finish();
+      if (silenced.delete(worker)) {
+        if (!stopping) fork();
+      } else if (stopping) {
+        // A worker that did not stop cleanly (it cut requests, say) said why; its code still counts.
+        if (exitCode !== 0 && exitCode !== null) code ||= 1;
       } else if (!wasReady) {
         stderr.write(`tsgi: worker ${worker.process.pid} failed to start (${how}); stopping\n`);
         stopAll(exitCode || 1);
@@ -129,9 +171,15 @@ export function runWorkers(
         stderr.write(`tsgi: worker ${worker.process.pid} exited (${how}); starting another\n`);
         fork();
       }
+      maybeFinish();
+    };
+    const onDisconnect = (worker: Worker): void => {
+      connected.delete(worker);
+      maybeFinish();
     };
     cluster.on('message', onMessage);
     cluster.on('exit', onExit);
+    cluster.on('disconnect', onDisconnect);
     for (let i = 0; i < count; i++) fork();
     void options.stop.then(() => stopAll(0));
   });

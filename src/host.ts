@@ -13,6 +13,11 @@
  *   stream. About a runtime's own responses only the host knows: it passes a `fixedBody` oracle in
  *   {@link ScopeOptions}, and `scope.hasFixedBody(response)` asks the mark, then the oracle (the Node
  *   adapter's knows undici; without one such a body is treated as a stream: correct, only slower).
+ * - {@link fixedResponse}: the data of a response whose body is a string or bytes nobody has read
+ *   (a FastResponse's, or undici's), without making a stream of it — for middleware that transforms
+ *   such a body whole, as `gzip()` does; undefined for any other body.
+ * - {@link stackOf}: what a handler was built from (its application, middleware, bus and `debug`),
+ *   for tools that rebuild a site's stack piece by piece, as `tsgi bench` does.
  *
  * @example
  * import { RequestScope } from 'tsgi/host';
@@ -22,4 +27,6 @@
  * scope.end('completed');
  */
 export { isStaticBody, STATIC_BODY } from './body.ts';
+export { type HandlerStack, stackOf } from './handler.ts';
+export { type FixedResponse, fixedResponse } from './node/fast-response.ts';
 export { type Finisher, RequestScope, type ScopeOptions, scopeOf } from './scope.ts';
