@@ -13,6 +13,7 @@ export { type Mountable, type MountContext, mount } from './mount.ts';
 export { FastResponse } from './node/fast-response.ts';
 export { fromNodeListener, NodeListenerError, type RequestListener } from './node/from-node.ts';
 export {
+  type CloseResult,
   type ListenerOptions,
   type NodeListener,
   PayloadTooLargeError,

@@ -144,7 +144,7 @@ describe('close()', () => {
     connection.socket.pause();
     connection.write(getRequest('/endless'));
     await until(() => source.pulls > 0, 'the body started');
-    await site.close();
+    assert.deepEqual(await site.server.close(), { cut: 1 }, 'close() says how many it cut');
     assert.equal(site.finished.length, 1);
     assert.equal(site.finished[0]!.outcome, 'aborted');
     assert.equal(source.cancelled, true);
@@ -157,7 +157,7 @@ describe('close()', () => {
     const site = await startSite(() => new Response('x'));
     const first = site.server.close();
     assert.equal(site.server.close(), first);
-    await first;
+    assert.deepEqual(await first, { cut: 0 }, 'a clean stop cut nothing');
   });
 });
 

@@ -77,9 +77,15 @@ export interface RunningServer {
   /**
    * Stops accepting connections, closes idle keep-alive connections at once, lets in-flight requests
    * finish (for at most `gracefulTimeout`, then cuts them), and resolves once every request scope has
-   * closed. Calling it again returns the same promise.
+   * closed, with how many requests the graceful timeout cut. Calling it again returns the same promise.
    */
-  close(): Promise<void>;
+  close(): Promise<CloseResult>;
+}
+
+/** What {@link RunningServer.close} resolves with. */
+export interface CloseResult {
+  /** Requests still in flight when the graceful timeout ran out, whose connections were cut (0 for a clean stop). */
+  readonly cut: number;
 }
 
 /**
@@ -174,9 +180,10 @@ export async function serve(app: Application, options: ServeOptions = {}): Promi
   const port = typeof address === 'object' && address !== null ? address.port : (options.port ?? 8000);
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
 
-  let closed: Promise<void> | undefined;
-  const close = (): Promise<void> => {
+  let closed: Promise<CloseResult> | undefined;
+  const close = (): Promise<CloseResult> => {
     closed ??= (async () => {
+      let cut = 0;
       site.closing = true;
       // Not server.close(): since Node 19 it also calls closeIdleConnections(), which destroys a
       // connection whose response has ended but is still being flushed to a slow client, and the
@@ -184,7 +191,10 @@ export async function serve(app: Application, options: ServeOptions = {}): Promi
       const stopped = new Promise<void>((resolve) => NetServer.prototype.close.call(server, () => resolve()));
       for (const socket of sockets) if (!socket[CONNECTION]?.open) shutDown(socket);
       const timer = setTimeout(() => {
-        for (const socket of sockets) socket.destroy();
+        for (const socket of sockets) {
+          cut += socket[CONNECTION]?.open ?? 0;
+          socket.destroy();
+        }
       }, gracefulTimeout);
       try {
         await site.idle();
@@ -194,6 +204,7 @@ export async function serve(app: Application, options: ServeOptions = {}): Promi
         site.watchdog?.stop();
         release();
       }
+      return { cut };
     })();
     return closed;
   };
