@@ -158,6 +158,43 @@ describe('RequestScope', () => {
       );
     });
 
+    it('waits for layers still running at most that long, then names them, innermost first, and finishes', async () => {
+      const { scope, reported } = scopeWithReports(30);
+      const never = new Promise<Response>(() => {});
+      const settles = Promise.resolve(new Response('x'));
+      void scope.trackLater(never, 'the application stuck');
+      void scope.trackLater(never, 'middleware waiting');
+      await scope.trackLater(settles, 'middleware done');
+      let closedAfter = false;
+      scope.context.onClose(() => {
+        closedAfter = true;
+      });
+      const info = await scope.close('completed');
+      assert.equal(info.outcome, 'completed');
+      assert.equal(closedAfter, true, 'the close callbacks ran all the same');
+      assert.equal(reported.length, 1);
+      const error = reported[0] as GracePeriodExceededError;
+      assert.ok(error instanceof GracePeriodExceededError);
+      assert.deepEqual(error.running, ['the application stuck', 'middleware waiting']);
+      assert.match(
+        error.message,
+        /^tsgi: the application stuck \(middleware waiting waiting on it\) was still running 30 ms after the request was over/,
+      );
+    });
+
+    it('aborts context.signal with the reason abort() was given, before closing', async () => {
+      const { scope } = scopeWithReports(30);
+      const reason = new Error('the host gave up');
+      const signal = scope.context.signal;
+      scope.abort(reason);
+      assert.equal(signal.aborted, true);
+      assert.equal(signal.reason, reason);
+      assert.equal(scope.isClosing, false, 'the request goes on');
+      const info = await scope.close('completed');
+      assert.equal(info.error, reason, 'recorded as the failure');
+      assert.equal(scope.context.signal.reason, reason);
+    });
+
     it('reports an onClose callback that never settles and finishes anyway', async () => {
       const { scope, reported } = scopeWithReports(30);
       let finished = false;
