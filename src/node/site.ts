@@ -38,13 +38,14 @@ export interface ListenerOptions {
   /**
    * The request timeout (ms): how long the application may take to produce its response. On expiry
    * `context.signal` aborts with a {@link RequestTimeoutError}, the client gets 503, and
-   * `got_request_exception` fires. 0 turns it off. Default: 30 000 for `serve()` (gunicorn's
-   * `--timeout`), 0 for `toNodeListener()` (the host has its own).
+   * `got_request_exception` fires. 0 turns it off. Default: 30 000 (gunicorn's `--timeout`), under
+   * `toNodeListener()` too: a `node:http` host bounds how long a request takes to arrive, never how
+   * long its response takes.
    */
   timeout?: number;
   /**
    * How long a client may leave sent bytes unread (ms) before its connection is cut (`errored`,
-   * {@link SendTimeoutError}). 0 turns it off. Default: 60 000 for `serve()`, 0 for `toNodeListener()`.
+   * {@link SendTimeoutError}). 0 turns it off. Default: 60 000.
    */
   sendTimeout?: number;
 }
@@ -87,10 +88,10 @@ export class Site {
     this.maxBodySize = options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE;
     this.hosted = hosted;
     this.fastResponse = options.fastResponse ?? !hosted;
-    this.timeoutMs = milliseconds(options.timeout, 'timeout', hosted ? 0 : 30_000);
+    this.timeoutMs = milliseconds(options.timeout, 'timeout', 30_000);
     this.watchdog = Watchdog.for({
       timeoutMs: this.timeoutMs,
-      sendTimeoutMs: milliseconds(options.sendTimeout, 'sendTimeout', hosted ? 0 : 60_000),
+      sendTimeoutMs: milliseconds(options.sendTimeout, 'sendTimeout', 60_000),
     });
     const bus = this.handler.signals;
     this.scopeOptions = {

@@ -199,11 +199,11 @@ describe('the request timeout', () => {
     });
   });
 
-  it('is off with timeout: 0, and is off by default under toNodeListener()', async () => {
+  it('is off with timeout: 0, for serve() and toNodeListener()', async () => {
     for (const make of [
       (app: ReturnType<typeof site>['handler']) => serve(app, { port: 0, timeout: 0 }),
       async (app: ReturnType<typeof site>['handler']) => {
-        const server = http.createServer(toNodeListener(app));
+        const server = http.createServer(toNodeListener(app, { timeout: 0 }));
         await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
         const { port } = server.address() as net.AddressInfo;
         return {
@@ -234,7 +234,7 @@ describe('the request timeout', () => {
     }
   });
 
-  it('applies to toNodeListener() when asked for', async () => {
+  it('applies to toNodeListener() inside a node:http host too (the host bounds no response)', async () => {
     const s = site(never);
     const server = http.createServer(toNodeListener(s.handler, { timeout: 50, gracePeriodMs: 50 }));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
