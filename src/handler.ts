@@ -213,7 +213,23 @@ export function createHandler(app: Application, options: HandlerOptions = {}): H
     request: Request,
     ctx: RequestContext,
   ): Promise<Response> {
-    return result.then(undefined, (error: unknown) => failed(scope, request, ctx, error));
+    // The chain counts as running until its failure was caught here: the boundaries stop counting a
+    // layer once its promise rejects, and a scope whose exchange was already over would otherwise
+    // finish in between (request_finished before got_request_exception, and without the error).
+    scope.enter();
+    return result.then(
+      (response) => {
+        scope.leave();
+        return response;
+      },
+      (error: unknown) => {
+        try {
+          return failed(scope, request, ctx, error);
+        } finally {
+          scope.leave();
+        }
+      },
+    );
   }
 
   function failed(scope: RequestScope, request: Request, ctx: RequestContext, error: unknown): Response {

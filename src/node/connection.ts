@@ -198,6 +198,31 @@ export function absoluteUrl(origin: string, target: string): string | undefined 
   }
 }
 
+/**
+ * The status a request must be refused with for its version or its body's framing, before any
+ * application code sees it; 0 when there is none. Node's parser takes a few requests RFC 9112 does
+ * not, and hands them on:
+ * - a request line without a version (HTTP/0.9's `GET /`), which is not a request line (§3): 400;
+ * - `HTTP/2.0` in a text request line (a real HTTP/2 client sends a preface, which Node refuses):
+ *   505, as RFC 9110 §15.6.6 has a server answer a major version it does not speak;
+ * - Transfer-Encoding whose last coding is not chunked, where the body's length cannot be known
+ *   (§6.3: 400, then close), or any Transfer-Encoding in HTTP/1.0, whose framing §6.1 calls faulty
+ *   (a 1.0 proxy in front would read that body differently: request smuggling): 400. Node would refuse
+ *   the former only once the application was running, when the body failed to parse;
+ * - a coding before chunked (`gzip, chunked`): Node would hand the application the still encoded
+ *   bytes as the body, so it is a coding this server does not understand (§6.1): 501.
+ */
+export function framingRefusal(req: IncomingMessage): number {
+  if (req.httpVersionMajor !== 1) return req.httpVersionMajor === 0 ? 400 : 505;
+  const coding = req.headers['transfer-encoding'];
+  if (coding === undefined) return 0;
+  if (req.httpVersionMinor === 0) return 400;
+  if (coding === 'chunked') return 0;
+  const codings = coding.toLowerCase().split(',');
+  if (codings[codings.length - 1]!.trim() !== 'chunked') return 400;
+  return codings.length === 1 ? 0 : 501;
+}
+
 /** `scheme://host` as the URL parser writes an origin; undefined if `host` is not a valid Host. */
 function hostOrigin(scheme: string, host: string): string | undefined {
   if (PLAIN_HOST.test(host) && !host.endsWith(':80') && !host.endsWith(':443')) return `${scheme}://${host}`;

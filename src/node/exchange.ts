@@ -11,8 +11,10 @@
  * - `errored` when the body failed midway; the connection is then cut, never ended, so the client
  *   cannot take a truncated body for a complete one.
  *
- * A request whose target and Host header do not make a URL is answered 400 without reaching the
- * application. A body read past `maxBodySize` makes the answer a 413 whatever the application returned.
+ * A request whose target and Host header do not make a URL, or whose version or body framing Node
+ * took but RFC 9112 does not (connection.ts, framingRefusal), is refused without reaching the
+ * application. A client waiting on `Expect: 100-continue` gets it when the application asks for the
+ * body (serve() only). A body read past `maxBodySize` makes the answer a 413 whatever the application returned.
  * A response complete while the client is still uploading ends the upload: reads still waiting for it
  * fail, and a lingering close drops the rest (bounded) before the connection goes on or closes, so
  * that an early answer such as that 413 reaches a client that is still sending.
@@ -25,6 +27,7 @@ import {
   absoluteUrl,
   type Connection,
   connectionOf,
+  framingRefusal,
   linger,
   type OpenExchange,
   originOf,
@@ -38,6 +41,12 @@ import type { Site } from './site.ts';
 import { RequestTimeoutError, type TimedExchange } from './timeouts.ts';
 import { cut, discard, type StreamHead, textResponse, writeFixed, writeStreamHead } from './write.ts';
 
+/** The pages of framingRefusal()'s statuses (a 505 says which version is spoken: RFC 9110 §15.6.6). */
+const REFUSALS: Record<number, string> = {
+  501: 'Not Implemented',
+  505: 'HTTP Version Not Supported: this server speaks HTTP/1.1',
+};
+
 /** One request/response exchange with the client. */
 export class Exchange implements RequestSource, TimedExchange {
   readonly scope: RequestScope;
@@ -50,7 +59,9 @@ export class Exchange implements RequestSource, TimedExchange {
   /** The request the application got. */
   private request: Request | undefined = undefined;
   tooLarge = false;
-  upload: Upload | undefined = undefined;
+  private currentUpload: Upload | undefined = undefined;
+  /** Set for a client waiting on `Expect: 100-continue` (serve.ts): 100 Continue is not sent yet. */
+  private continueExpected: boolean;
   /** Set when the response ended before the upload did and the close Node would make was put off. */
   private holdsClose = false;
   /** Set when writing the application's response failed, so the 500 page is tried once. */
@@ -68,7 +79,9 @@ export class Exchange implements RequestSource, TimedExchange {
     readonly site: Site,
     readonly req: IncomingMessage,
     readonly res: ServerResponse,
+    continueExpected = false,
   ) {
+    this.continueExpected = continueExpected;
     const connection = connectionOf(req.socket as TrackedSocket, site);
     this.connection = connection;
     this.scope = new RequestScope(connection.scopeOptions);
@@ -87,6 +100,23 @@ export class Exchange implements RequestSource, TimedExchange {
     return this.site.maxBodySize;
   }
 
+  /** The body stream's source, set when the application first asks for the body. */
+  get upload(): Upload | undefined {
+    return this.currentUpload;
+  }
+
+  set upload(upload: Upload | undefined) {
+    this.currentUpload = upload;
+    if (!this.continueExpected) return;
+    this.continueExpected = false;
+    // RFC 9110 §10.1.1: the client waits for 100 Continue before it sends the body, so it is sent
+    // once the application wants the body, unless the answer is known from the head already (a
+    // Content-Length past maxBodySize fails the read at once: the 413 goes out alone) or was given.
+    // A final answer without it makes Node close the connection, as the client may never send the body.
+    if (this.answered || this.res.headersSent) return;
+    if (!(Number(this.req.headers['content-length']) > this.site.maxBodySize)) this.res.writeContinue();
+  }
+
   /** The request's absolute URL, worked out on first use. */
   get url(): string {
     this.absoluteUrl ??= absoluteUrl(this.origin, this.req.url ?? '/')!;
@@ -94,7 +124,8 @@ export class Exchange implements RequestSource, TimedExchange {
   }
 
   run(): void {
-    const origin = originOf(this.req, this.connection);
+    const refused = framingRefusal(this.req);
+    const origin = refused === 0 ? originOf(this.req, this.connection) : undefined;
     // A target that starts with '/' always makes a URL with a valid origin; any other (absolute
     // form from a proxy, '*') is checked now, so that a bad one is answered 400.
     const target = this.req.url ?? '/';
@@ -102,7 +133,7 @@ export class Exchange implements RequestSource, TimedExchange {
     if (origin === undefined || (target.charCodeAt(0) !== 47 && this.absoluteUrl === undefined)) {
       this.res.shouldKeepAlive = false;
       this.answered = true;
-      this.write(textResponse(400, 'Bad Request'));
+      this.write(textResponse(refused || 400, REFUSALS[refused] ?? 'Bad Request'));
       return;
     }
     this.origin = origin;

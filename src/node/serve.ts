@@ -158,6 +158,12 @@ export async function serve(app: Application, options: ServeOptions = {}): Promi
     );
   }
   if (maxConnections > 0) server.maxConnections = maxConnections;
+  // Without a listener Node sends 100 Continue before the application runs, so a client waits for
+  // nothing and sends a body that will be refused (413) or never read: the exchange sends it when
+  // the application asks for the body.
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    new Exchange(site, req, res, true).run();
+  });
   const sockets = new Set<TrackedSocket>();
   server.on('connection', (socket: TrackedSocket) => {
     sockets.add(socket);
