@@ -55,12 +55,30 @@ export function formatError(error: unknown): string {
   return text;
 }
 
+/**
+ * The status the client gets for an exception of the application: 500, unless it is one of tsgi's
+ * own with the status the server answers instead (`PayloadTooLargeError` 413, `RequestTimeoutError`
+ * 503). Never throws.
+ */
+function answeredWith(error: unknown): number {
+  try {
+    const status = (error as { status?: unknown } | null | undefined)?.status;
+    const name = (error as { name?: unknown } | null | undefined)?.name;
+    if ((status === 413 && name === 'PayloadTooLargeError') || (status === 503 && name === 'TimeoutError')) {
+      return status;
+    }
+  } catch {
+    // A getter that throws: the page is the handler's 500.
+  }
+  return 500;
+}
+
 /** The default report: one line saying what failed, and where, then the stack. Never throws. */
 export function formatReport(error: unknown, where: ErrorSource, request?: Request): string {
   const on = requestLine(request);
   switch (where) {
     case 'application':
-      return `tsgi: the application raised an exception${on}; the client got a 500\n${formatError(error)}`;
+      return `tsgi: the application raised an exception${on}; the client got a ${answeredWith(error)}\n${formatError(error)}`;
     case 'response':
       return `tsgi: the response${on || ' to a request'} failed after it had started\n${formatError(error)}`;
     case 'request_scope':

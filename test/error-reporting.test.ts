@@ -14,8 +14,10 @@ import {
   type Application,
   createHandler,
   type Middleware,
+  PayloadTooLargeError,
   ReceiverError,
   type RequestFinishedEvent,
+  RequestTimeoutError,
   SignalBus,
 } from '../src/index.ts';
 import { describe as describeValue, type ErrorSource, formatError, formatReport } from '../src/report.ts';
@@ -237,6 +239,17 @@ describe('error reporting', () => {
       });
       assert.equal(reports.length, 1);
       assert.equal((reports[0]!.error as ReceiverError).cause, 'rejected with a string');
+    });
+  });
+
+  describe("the status an application's report says the client got", () => {
+    it('is 500 for an exception, 413 past maxBodySize, 503 for the request timeout', () => {
+      const said = (error: unknown) => /the client got a (\d+)/.exec(formatReport(error, 'application'))?.[1];
+      assert.equal(said(new Error('boom')), '500');
+      assert.equal(said(Object.create(null)), '500');
+      assert.equal(said(new PayloadTooLargeError(1024)), '413');
+      assert.equal(said(new RequestTimeoutError(30_000)), '503');
+      assert.equal(said({ status: 413 }), '500', 'only tsgi’s own errors change it');
     });
   });
 

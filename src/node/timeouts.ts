@@ -37,9 +37,11 @@ import type { Connection, OpenExchange } from './connection.ts';
  * };
  */
 export class RequestTimeoutError extends DOMException {
+  /** The HTTP status the server answers with. */
+  readonly status = 503;
   constructor(readonly timeoutMs: number) {
     super(
-      `tsgi: the application had no response after ${timeoutMs} ms (the request timeout); the client got 503`,
+      `tsgi: the application had no response after ${timeoutMs} ms (the request timeout)`,
       'TimeoutError',
     );
   }
