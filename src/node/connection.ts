@@ -25,7 +25,9 @@ export interface OpenExchange {
   /** The socket closed: the exchange is over (completed if its response had finished, else aborted). */
   closed(): void;
   /** The connection is being cut for `error`: the exchange is over, errored. */
-  cutOff(error: unknown): void;
+  cutOff(error: unknown, status?: number): void;
+  /** True once the response's head was handed to Node. */
+  readonly headSent: boolean;
 }
 
 export const CONNECTION: unique symbol = Symbol('tsgi.connection');
@@ -63,8 +65,12 @@ export class Connection {
     site.watchdog?.watch(this);
   }
 
-  /** Cuts the connection for `error` (a timeout): every exchange still open here ends errored. */
-  cut(error: unknown): void {
+  /**
+   * Cuts the connection for `error` (a timeout, a request Node could not parse): every exchange still
+   * open here ends errored, the first with `status` when that was what the client got.
+   */
+  cut(error: unknown, status?: number): void {
+    if (this.first !== undefined) this.first.cutOff(error, status);
     while (this.first !== undefined) this.first.cutOff(error);
     this.site.watchdog?.forget(this);
     this.socket.destroy();
@@ -323,4 +329,34 @@ class Lingering {
     this.req.off('end', this.ended);
     this.socket.off('close', this.stop);
   };
+}
+
+// What Node answers a request its parser refused (its own default 'clientError' handling).
+const CLIENT_ERRORS: Record<string, [number, string]> = {
+  HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large'],
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: [413, 'Payload Too Large'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout'],
+};
+
+/**
+ * serve()'s `'clientError'` handler: what Node does by default — a 400 (431, 408, 413 as the error
+ * says) when nothing of a response was sent on the socket yet, then the socket destroyed — and the
+ * exchange Node had already handed on (a chunked body that broke after a valid head) ends `errored`
+ * with the status the client got, instead of looking like a client that left.
+ */
+export function refuseClient(error: Error & { code?: string }, socket: TrackedSocket): void {
+  const connection = socket[CONNECTION];
+  let status: number | undefined;
+  if (socket.writable && connection?.first?.headSent !== true) {
+    const [code, text] = CLIENT_ERRORS[error.code ?? ''] ?? [400, 'Bad Request'];
+    socket.write(`HTTP/1.1 ${code} ${text}\r\nConnection: close\r\n\r\n`);
+    status = code;
+  }
+  // A socket error (a reset) or an end of input mid-request is a client that left: the socket's
+  // close says so. A request the parser refused, or one that timed out, is reported as such.
+  const code = error.code ?? '';
+  const refused =
+    (code.startsWith('HPE_') && code !== 'HPE_INVALID_EOF_STATE') || code === 'ERR_HTTP_REQUEST_TIMEOUT';
+  if (connection !== undefined && refused) connection.cut(error, status);
+  else socket.destroy(error);
 }

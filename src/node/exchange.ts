@@ -194,8 +194,13 @@ export class Exchange implements RequestSource, TimedExchange {
     this.end(this.res.writableFinished ? 'completed' : 'aborted');
   }
 
-  cutOff(error: unknown): void {
+  cutOff(error: unknown, status?: number): void {
+    if (status !== undefined && !this.res.headersSent) this.scope.status = status;
     this.end('errored', error);
+  }
+
+  get headSent(): boolean {
+    return this.res.headersSent;
   }
 
   /** Tells the scope how the exchange ended (the first call decides). */

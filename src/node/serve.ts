@@ -23,7 +23,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Server as NetServer } from 'node:net';
 import type { Application } from '../types.ts';
-import { CONNECTION, shutDown, type TrackedSocket } from './connection.ts';
+import { CONNECTION, refuseClient, shutDown, type TrackedSocket } from './connection.ts';
 import { Exchange, ServedResponse } from './exchange.ts';
 import { useFastResponse } from './fast-response.ts';
 import { PayloadTooLargeError, UploadDiscardedError } from './request.ts';
@@ -164,6 +164,7 @@ export async function serve(app: Application, options: ServeOptions = {}): Promi
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
     new Exchange(site, req, res, true).run();
   });
+  server.on('clientError', refuseClient);
   const sockets = new Set<TrackedSocket>();
   server.on('connection', (socket: TrackedSocket) => {
     sockets.add(socket);

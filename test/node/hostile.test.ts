@@ -187,7 +187,10 @@ describe('a chunked body that breaks after a valid head', () => {
       assert.ok((await failed.promise) instanceof Error);
       const [event] = await site.finishedCount(1);
       assert.equal(site.started, 1);
-      assert.notEqual(event!.outcome, 'completed');
+      assert.equal(event!.outcome, 'errored');
+      assert.equal(event!.status, 400, 'the status the client got');
+      assert.equal(event!.bytesSent, 0);
+      assert.equal((event!.error as { code?: string }).code, 'HPE_INVALID_CHUNK_SIZE');
       const next = await get(`${site.server.url}/next`, { method: 'POST', body: 'abc' });
       assert.deepEqual([next.status, next.body.toString()], [200, 'read whole']);
       assert.equal((await site.finishedCount(2)).length, 2, 'request_finished once per request');
