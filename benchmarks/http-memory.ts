@@ -1,9 +1,10 @@
 /**
- * The HTTP benchmark without the kernel: the same three hello-world targets as http.ts (raw,
- * tsgi-0, tsgi-10), each a real `node:http` server, fed pipelined requests through in-memory duplex
- * streams instead of sockets. No syscalls and no load generator share the CPU, so the figures move
- * by a few hundredths of a microsecond between runs where http.ts moves by a microsecond: use this one
- * to see what a change to the request path costs, and http.ts for what a server costs.
+ * The HTTP benchmark without the kernel: three hello-world targets (raw, tsgi-0, tsgi-10), each a
+ * real `node:http` server, fed pipelined requests through in-memory duplex streams instead of
+ * sockets. No syscalls and no load generator share the CPU, so the figures move by a few hundredths
+ * of a microsecond between runs where the loopback benchmark (loopback/driver.ts) moves by a
+ * microsecond: use this one to see what a change to the request path costs, and the loopback one
+ * for what a server costs.
  *
  * It reports, for each target, the best of the rounds (CPU µs per request in this process) and the
  * difference to raw. Node's HTTP parsing and writing are in every figure; the difference is tsgi.
