@@ -87,6 +87,8 @@ export function renderChart(data: ChartData): string {
   out.push(
     `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" font-family="system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif" font-size="12">`,
   );
+  // A title, for screen readers and for the tooltip of the chart as a whole.
+  out.push(`<title>${escapeXml(data.title)}</title>`);
   out.push(`<rect width="${WIDTH}" height="${height}" fill="#ffffff"/>`);
   out.push(
     `<text x="12" y="24" font-size="16" font-weight="600" fill="#222">${escapeXml(data.title)}</text>`,
