@@ -1,6 +1,6 @@
 /**
  * `gzip()`: compresses responses for clients that accept it (Rack's Deflater, expressjs/compression,
- * Hono's compress), streaming chunk by chunk through `node:zlib`.
+ * Hono's compress) with `node:zlib`: a body of fixed data in one call, a stream chunk by chunk.
  *
  * It compresses only when it pays, and every case it leaves alone has a reason:
  * - no body, or a status that has none (204, 304), or a partial one (206: the range was cut from the
@@ -9,28 +9,36 @@
  * - not a compressible type (default: text, JSON, JavaScript, XML, SVG, event streams, fonts and
  *   other formats that are not compressed already; `filter(request, response)` replaces that test);
  * - below `threshold` bytes (default 1024): judged from `Content-Length`, or, for a body made from a
- *   string or bytes, from its size (it is in memory already, so it is read and compressed in one go
- *   and gets the compressed `Content-Length`); a stream body of unknown length is compressed;
+ *   string or bytes, from its size; a stream body of unknown length is compressed;
  * - a HEAD request (no body to compress; it still gets `Vary` as the GET would);
- * - the client does not accept gzip: Accept-Encoding is negotiated with q-values, `identity` and `*`;
- *   no header, or a malformed one, means identity — never an error.
+ * - the client does not accept gzip: Accept-Encoding is negotiated with q-values, `identity` and `*`
+ *   in one pass over at most 16 KiB (accept-encoding.ts has the rules); no header, an unreadable
+ *   one or a longer one means identity — never an error.
  *
  * When the response could have been compressed but for the request (HEAD, not accepted), and
  * whenever it is compressed, `Vary: Accept-Encoding` is appended: caches must keep the variants apart
  * (RFC 9110 §12.5.5). A compressed response loses `Content-Length` (a stream) or gets the compressed
  * one (a string or bytes body), and a strong ETag turns weak: the bytes differ, the meaning does not.
  *
+ * A body of fixed data (a string or bytes, by tsgi's mark or the host's word) is in memory already:
+ * it is taken as it is, without making a stream of it (`fixedResponse()` from tsgi/host), compressed
+ * in one `zlib.gzip` call on the thread pool, and sent whole with its compressed `Content-Length`.
+ * That costs the server about the CPU per request that expressjs/compression spends on the same
+ * body (benchmarks/middleware.ts).
+ *
  * Streams are pulled: nothing is read from the source before the client asks, then a chunk only when
  * the compressor has room, so a slow client holds the source back. Output goes out as zlib fills its
  * buffer, except for `text/event-stream`, flushed (Z_SYNC_FLUSH) after every chunk so each event
  * reaches the client at once (`CompressionStream` cannot do that). Cancelling the compressed body
- * (the client left) cancels the source body; a failing source fails the compressed body.
+ * (the client left) cancels the source body; a failing source fails the compressed body (with an
+ * Error: a thrown string or null-prototype object is wrapped, and kept as its `cause`).
  */
+import { Buffer } from 'node:buffer';
 import { promisify } from 'node:util';
-import { constants, createGzip, type Gzip, gzip as gzipBuffer } from 'node:zlib';
-import { match, P } from 'ts-pattern';
-import { isStaticBody, scopeOf } from '../src/host.ts';
-import type { Middleware } from '../src/index.ts';
+import { constants, createGzip, type Gzip, gzip as gzipBuffer, type ZlibOptions } from 'node:zlib';
+import { fixedResponse, isStaticBody, scopeOf } from '../src/host.ts';
+import type { Middleware, RequestContext } from '../src/index.ts';
+import { negotiate } from './accept-encoding.ts';
 
 /** Options of {@link gzip}. */
 export interface GzipOptions {
@@ -45,7 +53,11 @@ export interface GzipOptions {
   filter?: (request: Request, response: Response) => boolean;
 }
 
-const compress = promisify(gzipBuffer);
+// zlib's output is a Buffer over an ArrayBuffer of its own, as a Response body needs.
+const compress = promisify(gzipBuffer) as (
+  data: string | Uint8Array,
+  options: ZlibOptions,
+) => Promise<Uint8Array<ArrayBuffer>>;
 
 /**
  * Compresses responses for clients that accept gzip.
@@ -69,32 +81,40 @@ export function gzip(options: GzipOptions = {}): Middleware {
     throw new TypeError(`gzip({ filter }): filter must be a function, got ${typeof filter}`);
   }
 
+  const zlibOptions: ZlibOptions = { level };
+
   return function gzipMiddleware(next) {
     return async function gzip(request, context) {
       const response = await next(request, context);
       const status = response.status;
       if (status === 204 || status === 304 || status === 206) return response;
       const headers = response.headers;
+      const cacheControl = headers.get('cache-control');
       if (
         !isIdentity(headers.get('content-encoding')) ||
-        /(?:^|,)\s*no-transform\s*(?:,|$)/i.test(headers.get('cache-control') ?? '') ||
+        (cacheControl !== null && NO_TRANSFORM.test(cacheControl)) ||
         Number(headers.get('content-length') ?? Number.POSITIVE_INFINITY) < threshold ||
         !filter(request, response)
       ) {
         return response;
       }
-      // The body is looked at last: for a lazily built response, reading `body` is what costs.
       const isHead = request.method === 'HEAD';
-      if (!isHead && response.body === null) return response;
+      // The body is looked at last, and a fixed one without making a stream of it: for a lazily built
+      // response (a FastResponse), reading `body` is what costs.
+      const fixed = isHead ? NOT_FIXED : fixedData(response, context);
+      if (fixed === null || (fixed === NOT_FIXED && !isHead && response.body === null)) return response;
       // From here on another Accept-Encoding could have changed the answer.
       if (isHead || negotiate(request.headers.get('accept-encoding')) === 'identity') {
         return varied(response);
       }
-      // Fixed data, by tsgi's mark or the host's word (the Node adapter knows undici's responses).
-      if (scopeOf(context)?.hasFixedBody(response) ?? isStaticBody(response)) {
-        const bytes = new Uint8Array(await response.arrayBuffer());
-        if (bytes.byteLength < threshold) return rebuild(response, bytes, varyHeaders(headers));
-        const compressed = await compress(bytes, { level });
+      if (fixed !== NOT_FIXED) {
+        // In memory already: measured, then compressed in one call on zlib's thread pool, and sent
+        // with its compressed length.
+        const data = fixed === UNREAD ? new Uint8Array(await response.arrayBuffer()) : fixed;
+        if (byteLength(data, threshold) < threshold) {
+          return fixed === UNREAD ? rebuild(response, data, varyHeaders(headers)) : varied(response);
+        }
+        const compressed = await compress(data, zlibOptions);
         const out = encodedHeaders(headers);
         out.set('content-length', String(compressed.byteLength));
         return rebuild(response, compressed, out);
@@ -103,6 +123,33 @@ export function gzip(options: GzipOptions = {}): Middleware {
       return rebuild(response, gzipStream(response.body!, level, flush), encodedHeaders(headers));
     };
   };
+}
+
+const NO_TRANSFORM = /(?:^|,)\s*no-transform\s*(?:,|$)/i;
+
+/** A body that is not fixed data: it streams. */
+const NOT_FIXED: unique symbol = Symbol('not fixed');
+/** Fixed data that only reading the body gets at (a host's own response type, a Blob). */
+const UNREAD: unique symbol = Symbol('unread');
+
+/**
+ * The body of `response` when it is fixed data (by tsgi's mark or the host's word: the Node adapter
+ * knows undici's responses): the string or bytes themselves when they can be had without a stream,
+ * null for no body, {@link UNREAD} when only reading it tells; else {@link NOT_FIXED}.
+ */
+function fixedData(
+  response: Response,
+  context: RequestContext,
+): string | Uint8Array<ArrayBuffer> | null | typeof UNREAD | typeof NOT_FIXED {
+  if (!(scopeOf(context)?.hasFixedBody(response) ?? isStaticBody(response))) return NOT_FIXED;
+  return fixedResponse(response)?.body ?? (response.body === null ? null : UNREAD);
+}
+
+/** The UTF-8 size of `data`, or of a string of at least `threshold` units, a lower bound as good. */
+function byteLength(data: string | Uint8Array<ArrayBuffer>, threshold: number): number {
+  if (typeof data !== 'string') return data.byteLength;
+  // Every UTF-16 unit is at least one UTF-8 byte: a long string needs no counting.
+  return data.length >= threshold ? data.length : Buffer.byteLength(data);
 }
 
 /**
@@ -129,64 +176,6 @@ function mediaType(contentType: string | null): string {
 
 function isIdentity(contentEncoding: string | null): boolean {
   return contentEncoding === null || contentEncoding.trim().toLowerCase() === 'identity';
-}
-
-/** One element of Accept-Encoding: a coding and its weight. */
-interface Preference {
-  coding: string;
-  q: number;
-}
-
-const TOKEN = /^[!#$%&'*+.^_`|~0-9a-z-]+$/i;
-const WEIGHT = /^q=(?:0(?:\.\d{0,3})?|1(?:\.0{0,3})?)$/i;
-
-/**
- * Chooses between gzip and identity for an Accept-Encoding header (RFC 9110 §12.5.3). An unlisted
- * identity is acceptable at the lowest listed weight (as `negotiator` does), so `gzip;q=0.5` still
- * prefers gzip; `*` stands for every coding not listed; on a tie gzip wins. No header or a malformed
- * one means identity.
- */
-export function negotiate(header: string | null): 'gzip' | 'identity' {
-  if (header === null) return 'identity';
-  const preferences: Preference[] = [];
-  for (const element of header.split(',')) {
-    if (element.trim() === '') continue; // empty list elements are allowed (RFC 9110 §5.6.1.2)
-    const preference = match(element.split(';').map((part) => part.trim()))
-      .with([P.string.regex(TOKEN)], ([coding]) => ({ coding: coding.toLowerCase(), q: 1 }))
-      .with([P.string.regex(TOKEN), P.string.regex(WEIGHT)], ([coding, weight]) => ({
-        coding: coding.toLowerCase(),
-        q: Number(weight.slice(2)),
-      }))
-      .otherwise(() => undefined);
-    if (preference === undefined) return 'identity';
-    preferences.push(preference);
-  }
-  let gzip: number | undefined;
-  let identity: number | undefined;
-  let any: number | undefined;
-  let lowest = 1;
-  for (const { coding, q } of preferences) {
-    lowest = Math.min(lowest, q);
-    match(coding)
-      .with('gzip', 'x-gzip', () => {
-        gzip = Math.max(gzip ?? 0, q);
-      })
-      .with('identity', () => {
-        identity = Math.max(identity ?? 0, q);
-      })
-      .with('*', () => {
-        any = Math.max(any ?? 0, q);
-      })
-      .otherwise(() => {});
-  }
-  const weights = { gzip: gzip ?? any ?? 0, identity: identity ?? any ?? lowest };
-  return match(weights)
-    .with({ gzip: 0 }, () => 'identity' as const)
-    .when(
-      ({ gzip, identity }) => gzip >= identity,
-      () => 'gzip' as const,
-    )
-    .otherwise(() => 'identity' as const);
 }
 
 /** The response with `Vary: Accept-Encoding` added, in place when its headers allow it. */
@@ -289,7 +278,7 @@ async function pump(
     }
   } catch (error) {
     // The source failed: the compressed stream fails with it (its reader sees the error).
-    zlib.destroy(error instanceof Error ? error : new Error(String(error)));
+    zlib.destroy(asError(error));
   }
 }
 
@@ -304,6 +293,21 @@ function drained(zlib: Gzip): Promise<void> {
     zlib.on('drain', done);
     zlib.on('close', done);
   });
+}
+
+/**
+ * `error` as an Error for zlib's `destroy()`: a thrown string or a null-prototype object (which
+ * `String()` cannot convert) is wrapped, the original kept as its `cause`.
+ */
+function asError(error: unknown): Error {
+  if (error instanceof Error) return error;
+  let text: string;
+  try {
+    text = String(error);
+  } catch {
+    text = Object.prototype.toString.call(error);
+  }
+  return new Error(`the response body failed with a non-Error value: ${text}`, { cause: error });
 }
 
 function noop(): void {}

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { describe, it } from 'node:test';
+import { describe, it, mock } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { gzip, type LoggingOptions, type LogStream, logging } from '../../middleware/index.ts';
 import { clfDate, escapeLogItem } from '../../middleware/logging.ts';
@@ -354,10 +354,226 @@ describe('logging()', () => {
     });
   });
 
+  describe('every format, field by field, over a raw socket', () => {
+    // Quote, backslash, tab, ESC, BEL, DEL and two 8-bit bytes (a header value is a byte string:
+    // 0xe9 arrives as é). Node's lenient parser lets C0 controls into header values; its strict one
+    // answers 400 for them before any tsgi code runs.
+    const hostile = 'a"b\\c\td\x1b[31m\x07\x7f\xe9\xff" 200 1';
+    const user = Buffer.from('evil\x1b[2J"\\:secret', 'latin1').toString('base64');
+
+    /** What the application saw of the request, to compare the line with. */
+    interface Seen {
+      url: string;
+      referer: string | null;
+      userAgent: string | null;
+    }
+
+    /** Sends `head` as is to a lenient node:http server running the logged site; one line back. */
+    async function send(
+      format: LoggingOptions['format'],
+      head: string,
+    ): Promise<{ line: string; seen: Seen }> {
+      let seen: Seen | undefined;
+      const app: Application = (request) => {
+        seen = {
+          url: request.url,
+          referer: request.headers.get('referer'),
+          userAgent: request.headers.get('user-agent'),
+        };
+        return new Response('ok');
+      };
+      const { handler, lines, lineCount } = logged({ format }, app);
+      const server = http.createServer({ insecureHTTPParser: true }, toNodeListener(handler));
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      try {
+        const { port } = server.address() as AddressInfo;
+        assert.match(await rawExchange(port, head), /^HTTP\/1\.1 200 /);
+        await lineCount(1);
+      } finally {
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+      }
+      assert.equal(lines.length, 1);
+      assert.match(lines[0]!, PRINTABLE);
+      return { line: lines[0]!, seen: seen! };
+    }
+
+    const request = (target: string, headers = ''): string =>
+      `GET ${target} HTTP/1.1\r\nHost: x\r\n${headers}Connection: close\r\n\r\n`;
+    const pathAndQuery = (url: string): string => {
+      const { pathname, search } = new URL(url);
+      return pathname + search;
+    };
+    /** The fields of a Common or Combined line, or of a JSON line. */
+    const fields = (format: LoggingOptions['format'], line: string) => {
+      if (format === 'json') return JSON.parse(line) as Record<string, unknown>;
+      const match = (format === 'combined' ? COMBINED : COMMON).exec(line);
+      assert.ok(match, line);
+      return match;
+    };
+
+    for (const format of ['common', 'combined', 'json'] as const) {
+      it(`${format}: the request target with quotes and backslashes (the URL the application saw)`, async () => {
+        // node:http takes `"` and `\` in a target raw; the URL parser then writes `"` as %22 and
+        // turns `\` in the path into `/`, but a backslash in the query stays.
+        const { line, seen } = await send(format, request('/p"q\\r?x="y"&z=\\w%0d%0a%1b'));
+        const target = pathAndQuery(seen.url);
+        assert.ok(target.includes('\\'), target);
+        const got = fields(format, line);
+        if (format === 'json') {
+          assert.equal((got as Record<string, unknown>).url, target);
+          assert.equal((got as Record<string, unknown>).path, new URL(seen.url).pathname);
+        } else assert.equal((got as RegExpExecArray)[2], escapeLogItem(`GET ${target} HTTP/1.1`));
+      });
+
+      it(`${format}: a Referer with control characters, quotes, backslashes and 8-bit bytes`, async () => {
+        const { line, seen } = await send(format, request('/r', `Referer: ${hostile}\r\n`));
+        assert.equal(seen.referer, hostile);
+        const got = fields(format, line);
+        if (format === 'json') assert.equal((got as Record<string, unknown>).referer, hostile);
+        else if (format === 'combined') assert.equal((got as RegExpExecArray)[5], escapeLogItem(hostile));
+        else assert.ok(!line.includes('31m'), 'common logs no Referer');
+      });
+
+      it(`${format}: a User-Agent with control characters, quotes, backslashes and 8-bit bytes`, async () => {
+        const { line, seen } = await send(format, request('/u', `User-Agent: ${hostile}\r\n`));
+        assert.equal(seen.userAgent, hostile);
+        const got = fields(format, line);
+        if (format === 'json') assert.equal((got as Record<string, unknown>).userAgent, hostile);
+        else if (format === 'combined') {
+          assert.equal((got as RegExpExecArray)[6], escapeLogItem(hostile));
+          assert.equal(escapeLogItem(hostile), 'a\\"b\\\\c\\td\\x1b[31m\\x07\\x7f\\xe9\\xff\\" 200 1');
+        } else assert.ok(!line.includes('31m'), 'common logs no User-Agent');
+      });
+
+      it(`${format}: the user (%u) is never taken from the request, however hostile its credentials`, async () => {
+        const { line } = await send(
+          format,
+          request(
+            '/me',
+            `Authorization: Basic ${user}\r\nRemote-User: evil\x1b[2J\r\nX-Forwarded-User: evil\r\n`,
+          ),
+        );
+        assert.ok(!line.includes('evil'), line);
+        if (format === 'json')
+          assert.equal('user' in (fields(format, line) as Record<string, unknown>), false);
+        else assert.match(line, /^\S+ - - \[/);
+      });
+    }
+
+    it('a target with raw control or 8-bit bytes is refused by Node before any tsgi code: nothing is logged', async () => {
+      const { handler, lines } = logged({ format: 'combined' });
+      await withServer(handler, async (server) => {
+        for (const target of ['/a\x1bb', '/\xe9\xff', '/a\x7fb', '/a\x00b']) {
+          assert.match(
+            await rawExchange(server.port, request(target)),
+            /^HTTP\/1\.1 400 /,
+            JSON.stringify(target),
+          );
+        }
+      });
+      await new Promise((resolve) => setImmediate(resolve));
+      for (const line of lines) assert.match(line, PRINTABLE);
+    });
+  });
+
+  describe('when something inside throws what is not an Error', () => {
+    for (const [name, make] of [
+      ['a null-prototype object', () => Object.create(null) as unknown],
+      ['a string', () => 'plain string' as unknown],
+    ] as const) {
+      it(`logs a 500 for a layer that throws ${name}, in every format`, async () => {
+        for (const format of ['common', 'combined', 'json'] as const) {
+          const value = make();
+          const out = sink();
+          const bus = new SignalBus();
+          bus.onError = () => {};
+          const thrower: Application = () => {
+            throw value;
+          };
+          const handler = createHandler(thrower, {
+            middleware: [logging({ format, stream: out.stream })],
+            signals: bus,
+          });
+          const { status } = await exchange(handler, new Request('http://127.0.0.1/throws'));
+          assert.equal(status, 500);
+          await out.lineCount(1);
+          assert.match(out.lines[0]!, PRINTABLE);
+          if (format === 'json') assert.equal(JSON.parse(out.lines[0]!).status, 500);
+          else assert.match(out.lines[0]!, /"GET \/throws HTTP\/1\.1" 500 \d+/);
+        }
+      });
+
+      it(`logs a body that fails with ${name} as errored`, async () => {
+        const value = make();
+        const bus = new SignalBus();
+        bus.onError = () => {};
+        const out = sink();
+        const failing: Application = () =>
+          new Response(
+            new ReadableStream({
+              pull(controller) {
+                controller.error(value);
+              },
+            }),
+          );
+        const handler = createHandler(failing, {
+          middleware: [logging({ format: 'json', stream: out.stream }), gzip()],
+          signals: bus,
+        });
+        const { info } = await exchange(
+          handler,
+          new Request('http://127.0.0.1/fails', { headers: { 'accept-encoding': 'gzip' } }),
+        );
+        assert.equal(info.outcome, 'errored');
+        await out.lineCount(1);
+        assert.equal(JSON.parse(out.lines[0]!).outcome, 'errored');
+      });
+    }
+  });
+
   describe('the date', () => {
     it("is Apache's [day/Mon/year:hh:mm:ss +0000] in UTC", () => {
       assert.equal(clfDate(Date.UTC(2000, 9, 10, 13, 55, 36)), '10/Oct/2000:13:55:36 +0000');
       assert.equal(clfDate(Date.UTC(2024, 0, 2, 3, 4, 5)), '02/Jan/2024:03:04:05 +0000');
+    });
+
+    it('is formatted once per second, and each line still gets its own second and milliseconds', async () => {
+      // Only Date is faked: the batch still writes on a real setImmediate.
+      mock.timers.enable({ apis: ['Date'], now: Date.UTC(2024, 1, 29, 23, 59, 58, 7) });
+      try {
+        const common = logged({});
+        const json = logged({ format: 'json' });
+        const both = async (path: string): Promise<void> => {
+          await exchange(common.handler, new Request(`http://127.0.0.1${path}`));
+          await exchange(json.handler, new Request(`http://127.0.0.1${path}`));
+        };
+        await both('/a'); // 23:59:58.007
+        mock.timers.tick(85); // .092, the same second
+        await both('/b');
+        mock.timers.tick(908); // 23:59:59.000
+        await both('/c');
+        mock.timers.tick(1001); // 00:00:00.001, the next day (a leap day before it)
+        await both('/d');
+        await common.lineCount(4);
+        await json.lineCount(4);
+        const dates = common.lines.map((line) => /\[([^\]]+)\]/.exec(line)![1]);
+        assert.deepEqual(dates, [
+          '29/Feb/2024:23:59:58 +0000',
+          '29/Feb/2024:23:59:58 +0000',
+          '29/Feb/2024:23:59:59 +0000',
+          '01/Mar/2024:00:00:00 +0000',
+        ]);
+        const times = json.lines.map((line) => JSON.parse(line).time);
+        assert.deepEqual(times, [
+          '2024-02-29T23:59:58.007Z',
+          '2024-02-29T23:59:58.092Z',
+          '2024-02-29T23:59:59.000Z',
+          '2024-03-01T00:00:00.001Z',
+        ]);
+      } finally {
+        mock.timers.reset();
+      }
     });
   });
 
