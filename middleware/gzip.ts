@@ -21,7 +21,7 @@
  * one (a string or bytes body), and a strong ETag turns weak: the bytes differ, the meaning does not.
  *
  * A body of fixed data (a string or bytes, by tsgi's mark or the host's word) is in memory already:
- * it is taken as it is, without making a stream of it (`fixedResponse()` from tsgi/host), compressed
+ * it is taken as it is, without making a stream of it (`fixedBody()` from tsgi/host), compressed
  * in one `zlib.gzip` call on the thread pool, and sent whole with its compressed `Content-Length`.
  * That costs the server about the CPU per request that expressjs/compression spends on the same
  * body (benchmarks/middleware.ts).
@@ -36,7 +36,7 @@
 import { Buffer } from 'node:buffer';
 import { promisify } from 'node:util';
 import { constants, createGzip, type Gzip, gzip as gzipBuffer, type ZlibOptions } from 'node:zlib';
-import { fixedResponse, isStaticBody, scopeOf } from '../src/host.ts';
+import { fixedBody, isStaticBody, scopeOf } from '../src/host.ts';
 import type { Middleware, RequestContext } from '../src/index.ts';
 import { negotiate } from './accept-encoding.ts';
 
@@ -142,7 +142,7 @@ function fixedData(
   context: RequestContext,
 ): string | Uint8Array<ArrayBuffer> | null | typeof UNREAD | typeof NOT_FIXED {
   if (!(scopeOf(context)?.hasFixedBody(response) ?? isStaticBody(response))) return NOT_FIXED;
-  return fixedResponse(response)?.body ?? (response.body === null ? null : UNREAD);
+  return fixedBody(response) ?? (response.body === null ? null : UNREAD);
 }
 
 /** The UTF-8 size of `data`, or of a string of at least `threshold` units, a lower bound as good. */

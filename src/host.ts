@@ -13,7 +13,7 @@
  *   stream. About a runtime's own responses only the host knows: it passes a `fixedBody` oracle in
  *   {@link ScopeOptions}, and `scope.hasFixedBody(response)` asks the mark, then the oracle (the Node
  *   adapter's knows undici; without one such a body is treated as a stream: correct, only slower).
- * - {@link fixedResponse}: the data of a response whose body is a string or bytes nobody has read
+ * - {@link fixedBody}: the string or bytes of a response whose body is fixed data nobody has read
  *   (a FastResponse's, or undici's), without making a stream of it — for middleware that transforms
  *   such a body whole, as `gzip()` does; undefined for any other body.
  * - {@link stackOf}: what a handler was built from (its application, middleware, bus and `debug`),
@@ -28,5 +28,5 @@
  */
 export { isStaticBody, STATIC_BODY } from './body.ts';
 export { type HandlerStack, stackOf } from './handler.ts';
-export { type FixedResponse, fixedResponse } from './node/fast-response.ts';
+export { fixedBody } from './node/fast-response.ts';
 export { type Finisher, RequestScope, type ScopeOptions, scopeOf } from './scope.ts';

@@ -9,6 +9,7 @@ import { inspect } from 'node:util';
 import { isStaticBody } from '../src/body.ts';
 import {
   FastResponse,
+  fixedBody,
   fixedResponse,
   GlobalResponse,
   streamLength,
@@ -115,6 +116,17 @@ describe('FastResponse, compared with undici’s Response', () => {
       assert.deepEqual(await observe(fast), await observe(undici));
     });
   }
+
+  it('gives middleware the fixed data of a body nobody read (fixedBody in tsgi/host), and nothing for a stream', async () => {
+    assert.equal(fixedBody(new Fast('text')), 'text');
+    assert.deepEqual(fixedBody(new Fast(new Uint8Array([1, 2]))), new Uint8Array([1, 2]));
+    assert.equal(fixedBody(new GlobalResponse('undici')), 'undici');
+    assert.equal(fixedBody(new Fast(null)), null);
+    assert.equal(fixedBody(new Fast(new Blob(['s']).stream())), undefined);
+    const read = new Fast('read');
+    await read.text();
+    assert.equal(fixedBody(read), undefined);
+  });
 
   it('hands the writer a plain object as a list, without making Headers', () => {
     const response = new Fast('x', { status: 201, headers: { 'Content-Type': 'text/html', 'x-a': '1' } });

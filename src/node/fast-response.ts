@@ -92,6 +92,21 @@ export function fixedResponse(response: Response): FixedResponse | undefined {
 }
 
 /**
+ * The string or bytes `response`'s body is, when it is fixed data nobody has read or locked (a
+ * FastResponse's own, or what undici made it from); null when it has no body; undefined when it must
+ * be read as a stream. For middleware that transforms such a body whole, as `gzip()` does, without
+ * making a stream of it. The bytes may be the response's own: read them, never change them.
+ *
+ * @example
+ * const data = fixedBody(response);
+ * if (typeof data === 'string') return new Response(data.toUpperCase(), response);
+ */
+export function fixedBody(response: Response): string | Uint8Array<ArrayBuffer> | null | undefined {
+  const fixed = fixedOf(response);
+  return fixed === undefined ? undefined : fixed.body;
+}
+
+/**
  * The length of a body to stream whose size is known all the same (a Blob nobody has read), so that
  * it goes out with a Content-Length; -1 when unknown.
  */
