@@ -28,7 +28,17 @@ export interface OpenExchange {
   cutOff(error: unknown, status?: number): void;
   /** True once the response's head was handed to Node. */
   readonly headSent: boolean;
+  /** Runs the application for an exchange that was held back ({@link PIPELINE_DEPTH}). */
+  start(): void;
 }
+
+/**
+ * How many exchanges of one connection run the application at once. Node parses every request of
+ * one read before it can pause the socket, so a client that pipelines a thousand requests in one
+ * write would have a thousand responses made and held for it, read or not; past this many open
+ * exchanges, the next ones wait for the oldest to finish (their request timeout starts when they do).
+ */
+export const PIPELINE_DEPTH = 16;
 
 export const CONNECTION: unique symbol = Symbol('tsgi.connection');
 
@@ -50,6 +60,8 @@ export class Connection {
 
   /** The connections of other sites on the same socket (a host can mount several). */
   others: Map<Site, Connection> | undefined = undefined;
+  /** Exchanges held back past {@link PIPELINE_DEPTH}, oldest first. */
+  private held: OpenExchange[] | undefined = undefined;
   /** For the send timeout (timeouts.ts): the socket's unsent bytes at the last sweep, and since when. */
   pendingBytes = 0;
   pendingSince = -1;
@@ -103,6 +115,14 @@ export class Connection {
     exchange.previous = undefined;
     exchange.next = undefined;
     this.open--;
+    const held = this.held;
+    if (held !== undefined && held.length > 0) queueMicrotask(() => held.shift()?.start());
+  }
+
+  /** Holds `exchange` back until an older one is over ({@link PIPELINE_DEPTH}). */
+  hold(exchange: OpenExchange): void {
+    this.held ??= [];
+    this.held.push(exchange);
   }
 }
 

@@ -31,6 +31,7 @@ import {
   linger,
   type OpenExchange,
   originOf,
+  PIPELINE_DEPTH,
   shutDown,
   type TrackedSocket,
 } from './connection.ts';
@@ -54,8 +55,10 @@ export class Exchange implements RequestSource, TimedExchange {
   over = false;
   /** True once the exchange has its answer: the application's response, an error page, a 503. */
   answered = false;
-  /** The site's sweep count when the exchange started (the request timeout's clock). */
-  readonly startTick: number;
+  /** The site's sweep count when the application was called (the request timeout's clock). */
+  startTick = 0;
+  /** True once the application was called (an exchange past PIPELINE_DEPTH waits for it). */
+  started = false;
   /** The request the application got. */
   private request: Request | undefined = undefined;
   tooLarge = false;
@@ -86,7 +89,6 @@ export class Exchange implements RequestSource, TimedExchange {
     this.connection = connection;
     this.scope = new RequestScope(connection.scopeOptions);
     site.open++;
-    this.startTick = site.watchdog?.tick ?? 0;
     connection.add(this);
     if (res instanceof ServedResponse) res.exchange = this;
     else res.on('close', () => this.end(res.writableFinished ? 'completed' : 'aborted'));
@@ -124,6 +126,14 @@ export class Exchange implements RequestSource, TimedExchange {
   }
 
   run(): void {
+    if (this.connection.open > PIPELINE_DEPTH) this.connection.hold(this);
+    else this.start();
+  }
+
+  start(): void {
+    if (this.started || this.over) return;
+    this.started = true;
+    this.startTick = this.site.watchdog?.tick ?? 0;
     const refused = framingRefusal(this.req);
     const origin = refused === 0 ? originOf(this.req, this.connection) : undefined;
     // A target that starts with '/' always makes a URL with a valid origin; any other (absolute

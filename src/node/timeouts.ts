@@ -57,8 +57,10 @@ export class SendTimeoutError extends Error {
 
 /** An exchange as the sweep sees it. */
 export interface TimedExchange extends OpenExchange {
-  /** The sweep count when the exchange started. */
+  /** The sweep count when the application was called. */
   readonly startTick: number;
+  /** True once the application was called. */
+  readonly started: boolean;
   /** True once the exchange has a response to send (the application's, or an error page). */
   readonly answered: boolean;
   /** The request timeout expired. */
@@ -122,7 +124,7 @@ export class Watchdog {
       for (let exchange = connection.first; exchange !== undefined; ) {
         const next = exchange.next;
         const timed = exchange as TimedExchange;
-        if (!timed.answered && tick - timed.startTick >= this.requestTicks) timed.timedOut();
+        if (timed.started && !timed.answered && tick - timed.startTick >= this.requestTicks) timed.timedOut();
         exchange = next;
       }
     }

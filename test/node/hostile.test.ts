@@ -13,8 +13,10 @@
  * Node's parser or its lenient mode.
  */
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { RequestFinishedEvent } from '../../src/index.ts';
+import { PIPELINE_DEPTH } from '../../src/node/connection.ts';
 import { formatReport } from '../../src/report.ts';
 import { deferred, get } from '../fixtures/client.ts';
 import { rawUpload, type Seen, sendRaw } from '../fixtures/hostile-client.ts';
@@ -526,6 +528,51 @@ describe('floods', () => {
       assert.ok(events.every((event) => event.outcome === 'completed'));
       assert.equal(site.started, 1000);
     } finally {
+      await site.close();
+    }
+  });
+
+  it(`runs at most ${PIPELINE_DEPTH} of them at once for a client that reads nothing, so responses nobody reads do not pile up`, {
+    timeout: 15_000,
+  }, async () => {
+    let running = 0;
+    let most = 0;
+    let calls = 0;
+    const page = new Uint8Array(64 * 1024);
+    const reached = deferred();
+    const site = await startSite(async function bigPage() {
+      calls++;
+      running++;
+      most = Math.max(most, running);
+      if (calls === PIPELINE_DEPTH) reached.resolve();
+      await new Promise((resolve) => setImmediate(resolve));
+      running--;
+      return new Response(page);
+    });
+    const socket = net.connect(site.server.port, '127.0.0.1');
+    try {
+      let requests = '';
+      for (let i = 0; i < 1000; i++) requests += `GET /${i} HTTP/1.1\r\n${HOST}\r\n`;
+      socket.pause(); // reads nothing: the kernel's buffers fill, then the server's
+      socket.write(requests);
+      await reached.promise;
+      // Long enough for a server without the limit to run every one of the thousand.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.ok(calls < 100, `${calls} applications ran for a client that read nothing`);
+      // Reading lets them through, all of them, in order.
+      const all = deferred();
+      let received = 0;
+      socket.on('data', (data: Buffer) => {
+        received += data.length;
+        if (received >= 1000 * page.length) all.resolve();
+      });
+      socket.resume();
+      await all.promise;
+      await site.finishedCount(1000);
+      assert.equal(calls, 1000);
+      assert.ok(most <= PIPELINE_DEPTH, `at most ${PIPELINE_DEPTH} at once, saw ${most}`);
+    } finally {
+      socket.destroy();
       await site.close();
     }
   });
