@@ -30,7 +30,7 @@
 import { withBody } from './body.ts';
 import { compose } from './compose.ts';
 import { formatError } from './report.ts';
-import { type Finisher, RequestScope, scopeOf } from './scope.ts';
+import { type Finisher, RequestScope, ScopeClosedError, scopeOf } from './scope.ts';
 import { signals as defaultSignals, type SignalBus } from './signals.ts';
 import type { Application, Handler, Middleware, RequestContext, RequestFinishedEvent } from './types.ts';
 
@@ -236,7 +236,13 @@ export function createHandler(app: Application, options: HandlerOptions = {}): H
     scope.fail(error);
     answered.add(scope);
     bus.dispatch('got_request_exception', { sender: handler, request, context: ctx, error });
-    bus.report(error, 'application', request);
+    // The scope's own reason for cancelling a body, let through by a layer that read it after the
+    // client left, is the disconnect itself, not a fault to show the operator.
+    if (
+      !(error instanceof ScopeClosedError && scope.outcome !== undefined && scope.outcome !== 'completed')
+    ) {
+      bus.report(error, 'application', request);
+    }
     return errorResponse(error, debug);
   }
 

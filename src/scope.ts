@@ -512,7 +512,11 @@ export class RequestScope {
       const timer = setTimeout(() => {
         const rare = this.extra();
         rare.whenIdle = undefined;
-        const names = [...this.running];
+        // Innermost first: the application before the middleware waiting on it (a retry's second
+        // next() is tracked after the layer that made it).
+        const names = [...this.running].sort(
+          (a, b) => Number(b.startsWith('the application')) - Number(a.startsWith('the application')),
+        );
         const culprit = names[0] ?? 'the handler';
         const waiting = names.length > 1 ? ` (${names.slice(1).join(', ')} waiting on it)` : '';
         this.report(

@@ -9,6 +9,7 @@ import {
   type Middleware,
   ReceiverError,
   type RequestFinishedEvent,
+  ScopeClosedError,
   SignalBus,
 } from '../src/index.ts';
 import { exchange } from './fixtures/host.ts';
@@ -143,6 +144,39 @@ describe('createHandler()', () => {
       assert.equal(result.status, 500);
       assert.match(result.text, /Error: secret detail/);
       assert.match(result.text, /failingView/);
+    });
+
+    it('does not report the scope’s own cancel reason, let through after the client left, as a fault', async () => {
+      const reported: { error: unknown; where: string }[] = [];
+      const bus = new SignalBus({ onError: (error, where) => reported.push({ error, where }) });
+      const exceptions: unknown[] = [];
+      bus.connect('got_request_exception', ({ error }) => {
+        exceptions.push(error);
+      });
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      const handler = createHandler(
+        async () => {
+          await gate;
+          // What a layer reading an inner body gets once the scope cancelled it.
+          throw new ScopeClosedError('aborted');
+        },
+        { signals: bus },
+      );
+      const scope = new RequestScope();
+      const answer = handler(request(), scope.context);
+      scope.end('aborted'); // the client left
+      release();
+      await answer;
+      await scope.finished;
+      assert.equal(exceptions.length, 1, 'got_request_exception says what happened');
+      assert.deepEqual(
+        reported.filter((report) => report.where === 'application'),
+        [],
+        'nothing for the operator: it is the disconnect itself',
+      );
     });
 
     it('passes the error to got_request_exception', async () => {

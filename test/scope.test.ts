@@ -182,6 +182,18 @@ describe('RequestScope', () => {
       );
     });
 
+    it('names the application first when a retry tracked it after the layer that called it', async () => {
+      const { scope, reported } = scopeWithReports(30);
+      const never = new Promise<Response>(() => {});
+      void scope.trackLater(never, 'middleware retries'); // its promise came first…
+      void scope.trackLater(never, 'the application flaky'); // …its second next() afterwards
+      await scope.close('completed');
+      assert.deepEqual((reported[0] as GracePeriodExceededError).running, [
+        'the application flaky',
+        'middleware retries',
+      ]);
+    });
+
     it('aborts context.signal with the reason abort() was given, before closing', async () => {
       const { scope } = scopeWithReports(30);
       const reason = new Error('the host gave up');

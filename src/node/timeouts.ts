@@ -124,7 +124,8 @@ export class Watchdog {
       for (let exchange = connection.first; exchange !== undefined; ) {
         const next = exchange.next;
         const timed = exchange as TimedExchange;
-        if (timed.started && !timed.answered && tick - timed.startTick >= this.requestTicks) timed.timedOut();
+        // `>`: the exchange started up to one sweep after startTick's, so never before it is due.
+        if (timed.started && !timed.answered && tick - timed.startTick > this.requestTicks) timed.timedOut();
         exchange = next;
       }
     }

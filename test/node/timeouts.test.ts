@@ -71,8 +71,11 @@ describe('the request timeout', () => {
       return never();
     });
     await serving(s.handler, { timeout: 100, gracePeriodMs: 50 }, async (server) => {
+      const asked = performance.now();
       const response = await get(`${server.url}/slow`);
       assert.equal(response.status, 503);
+      // A bound, not a benchmark: never before the timeout is due (the sweep may add up to 25 ms).
+      assert.ok(performance.now() - asked >= 100, 'not before the timeout');
       assert.equal(response.body.toString(), 'Service Unavailable\n');
       const reason = await aborted.promise;
       assert.ok(reason instanceof RequestTimeoutError);
