@@ -371,6 +371,14 @@ describe('a new user', () => {
       'application/json',
     );
     await server.stop();
+    // What the site's own stack costs, from the installed package: one row per MIDDLEWARE entry.
+    const bench = await ok(
+      run('npx', ['tsgi', 'bench', 'wsgi.ts', '--json', '--time', '0.1'], { cwd: site }),
+    );
+    const report = JSON.parse(bench.stdout) as { rows: { kind?: string; name?: string; medianUs: number }[] };
+    assert.ok(Array.isArray(report.rows) && report.rows.length >= 2, bench.stdout);
+    for (const row of report.rows)
+      assert.ok(Number.isFinite(row.medianUs) && row.medianUs > 0, JSON.stringify(row));
   });
 
   it("pastes the README's wsgi.ts and signal example into a new ES module project and serves it", async () => {
