@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { appendFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net, { createServer, type Server } from 'node:net';
@@ -8,61 +7,13 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { main } from '../cli/main.ts';
+import { isAlive, killAll, tsgi } from './fixtures/cli-process.ts';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
-const launcher = join(repo, 'cli/tsgi.ts');
-// The launcher run from source under tsx, as `npm start` runs it (its resolve hook maps 'tsgi' to src/).
-const fromSource = ['--import', 'tsx'];
 const probe = join(repo, 'test/fixtures/sites/probe.ts');
 const alphaSettings = join(repo, 'test/fixtures/sites/alpha/settings.ts');
 const mysiteSettings = join(repo, 'examples/mysite/settings.ts');
 const { version } = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { version: string };
-
-/** A running `tsgi` process, its output so far, and a way to wait for a line of it. */
-class Tsgi {
-  stdout = '';
-  stderr = '';
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  private waiters: (() => void)[] = [];
-
-  constructor(readonly child: ChildProcess) {
-    child.stdout!.setEncoding('utf8').on('data', (text: string) => {
-      this.stdout += text;
-      this.notify();
-    });
-    child.stderr!.setEncoding('utf8').on('data', (text: string) => {
-      this.stderr += text;
-      this.notify();
-    });
-    this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-    void this.exited.then(() => this.notify());
-  }
-
-  /** Resolves with the match once `pattern` matches stdout + stderr `times` times; fails if the process exits first. */
-  async waitFor(pattern: RegExp, times = 1): Promise<RegExpMatchArray[]> {
-    const global = new RegExp(pattern.source, `${pattern.flags.replace('g', '')}g`);
-    for (;;) {
-      const matches = [...(this.stdout + this.stderr).matchAll(global)];
-      if (matches.length >= times) return matches;
-      if (this.child.exitCode !== null || this.child.signalCode !== null) {
-        throw new Error(`tsgi exited before printing ${pattern}:\n${this.stdout}${this.stderr}`);
-      }
-      await new Promise<void>((resolve) => this.waiters.push(resolve));
-    }
-  }
-
-  /** The URL of the nth `tsgi: serving` line. */
-  async url(nth = 1): Promise<string> {
-    const matches = await this.waitFor(/^tsgi: serving (http:\/\/\S+)$/m, nth);
-    return matches[nth - 1]![1]!;
-  }
-
-  private notify(): void {
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const resolve of waiters) resolve();
-  }
-}
 
 /** An output that keeps what is written and can wait for a pattern to appear in it. */
 function capture() {
@@ -85,19 +36,6 @@ function capture() {
   return output;
 }
 
-const running = new Set<ChildProcess>();
-
-function tsgi(args: string[], env: Record<string, string | undefined> = {}): Tsgi {
-  const child = spawn(process.execPath, [...fromSource, launcher, ...args], {
-    cwd: repo,
-    env: { ...process.env, TSGI_SETTINGS_MODULE: undefined, WEB_CONCURRENCY: undefined, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  running.add(child);
-  child.once('exit', () => running.delete(child));
-  return new Tsgi(child);
-}
-
 /** Runs `tsgi args` to the end. */
 async function run(args: string[], env: Record<string, string | undefined> = {}) {
   const process = tsgi(args, env);
@@ -105,18 +43,7 @@ async function run(args: string[], env: Record<string, string | undefined> = {})
   return { code, stdout: process.stdout, stderr: process.stderr };
 }
 
-after(() => {
-  for (const child of running) child.kill('SIGKILL');
-});
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+after(killAll);
 
 describe('tsgi --help and --version', () => {
   it('prints the usage and exits 0', async () => {
