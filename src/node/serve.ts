@@ -6,7 +6,15 @@
  * The adapter only translates, one seam per file: site.ts (what a server shares between requests),
  * connection.ts (a socket's open exchanges, pipelining order, the origin), exchange.ts (one request and
  * its response, and how it ended), write.ts (a Response onto a ServerResponse), request.ts (the lazy
- * `Request`), fast-response.ts (the light `Response`), from-node.ts (Node listeners inside tsgi).
+ * `Request`), fast-response.ts (the light `Response`), from-node.ts (Node listeners inside tsgi),
+ * timeouts.ts (the request and send timeouts), internals.ts (every reliance on Node's or undici's
+ * internals, each probed).
+ *
+ * Bounds: every request is bounded in time — the request timeout (`timeout`, 30 s) answers 503 for an
+ * application that has no response, Node's headers timeout (checked often) cuts a client that never
+ * finishes its head, the send timeout a client that stops reading, and a layer still running after
+ * the request plus the grace period is reported and left behind. A connection runs at most
+ * PIPELINE_DEPTH (16) applications at once, whatever it pipelines; `maxConnections` caps connections.
  *
  * Speed: requests are `NodeRequest`s, and while a `serve()` server runs the global `Response` is
  * tsgi's `FastResponse`; both become real undici objects only when something needs more than their
