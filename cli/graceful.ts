@@ -7,12 +7,10 @@
  * A worker tells its master the count over IPC instead of printing it; the master adds up what its
  * workers cut and prints one line.
  *
- * How many were cut: the requests the handler still holds (`inFlight`) when the graceful timeout
- * fires. If serve()'s `close()` resolves `{ cut: n }`, that number is used instead.
+ * How many were cut: what serve()'s `close()` resolves with (`{ cut }`, the requests still in flight
+ * when its graceful timeout ran out).
  */
 import cluster from 'node:cluster';
-import type { RunningServer } from '../src/node/serve.ts';
-import type { Handler } from '../src/types.ts';
 import type { Output } from './supervisor.ts';
 
 /** What a worker tells its master when its graceful timeout cut requests. */
@@ -23,40 +21,6 @@ interface CutMessage {
 
 export function isCutMessage(message: unknown): message is CutMessage {
   return (message as CutMessage | null)?.tsgi === 'cut' && typeof (message as CutMessage).count === 'number';
-}
-
-/**
- * Closes `server` (serve()'s graceful close, bounded by `gracefulTimeoutMs`) and resolves, once it
- * has closed, with the number of requests the graceful timeout cut.
- *
- * @example
- * const cut = await closeCounting(server, handler, 30_000);
- * if (cut > 0) await reportCut(cut, 30_000, process.stderr);
- */
-export async function closeCounting(
-  server: RunningServer,
-  handler: Handler,
-  gracefulTimeoutMs: number,
-): Promise<number> {
-  let atDeadline = 0;
-  // close() starts its own graceful timer synchronously, before this one of the same length: timers
-  // that are due together run in the order they were made, so this reads `inFlight` right after the
-  // cut, before any socket's close has been handled.
-  const closing: Promise<unknown> = server.close();
-  const deadline = setTimeout(() => {
-    atDeadline = handler.inFlight;
-  }, gracefulTimeoutMs);
-  try {
-    return cutReported(await closing) ?? atDeadline;
-  } finally {
-    clearTimeout(deadline);
-  }
-}
-
-/** The count a `close()` that reports one resolves with (`{ cut: n }`), else undefined. */
-function cutReported(closed: unknown): number | undefined {
-  const cut = (closed as { cut?: unknown } | null | undefined)?.cut;
-  return typeof cut === 'number' ? cut : undefined;
 }
 
 /** The line that says what the graceful timeout cut. */

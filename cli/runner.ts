@@ -23,7 +23,7 @@ import { oneLine } from '../src/loader.ts';
 import { type RunningServer, serve } from '../src/node/serve.ts';
 import { SignalBus } from '../src/signals.ts';
 import type { Application, Handler } from '../src/types.ts';
-import { closeCounting, reportCut } from './graceful.ts';
+import { reportCut } from './graceful.ts';
 import { startHeartbeat } from './heartbeat.ts';
 import { type Limits, serveLimits } from './limits.ts';
 import { notifyParent, type Output } from './supervisor.ts';
@@ -93,7 +93,8 @@ export async function runServer(
     const expired = new Promise<undefined>((resolve) => {
       backstop = setTimeout(() => resolve(undefined), gracefulTimeoutMs + 5000);
     });
-    const cut = await Promise.race([closeCounting(server, handler, gracefulTimeoutMs), expired]);
+    const closed = await Promise.race([server.close(), expired]);
+    const cut = closed?.cut;
     clearTimeout(backstop);
     stopBeating?.();
     if (cut === undefined) {
