@@ -236,13 +236,10 @@ export function createHandler(app: Application, options: HandlerOptions = {}): H
     scope.fail(error);
     answered.add(scope);
     bus.dispatch('got_request_exception', { sender: handler, request, context: ctx, error });
-    // The scope's own reason for cancelling a body, let through by a layer that read it after the
-    // client left, is the disconnect itself, not a fault to show the operator.
-    if (
-      !(error instanceof ScopeClosedError && scope.outcome !== undefined && scope.outcome !== 'completed')
-    ) {
-      bus.report(error, 'application', request);
-    }
+    // The scope's own reason for cancelling a body, let through by a layer that read it once the
+    // request was over (the client left, or the response was complete), is the end of the request
+    // itself, not a fault to show the operator.
+    if (!(error instanceof ScopeClosedError && scope.isClosing)) bus.report(error, 'application', request);
     return errorResponse(error, debug);
   }
 
