@@ -532,6 +532,37 @@ describe('floods', () => {
     }
   });
 
+  it('finishes every request it ran, once, and never starts the held ones, when the client leaves with requests held', {
+    timeout: 10_000,
+  }, async () => {
+    let calls = 0;
+    const running = deferred();
+    const site = await startSite(function neverDone(_request, context) {
+      if (++calls === PIPELINE_DEPTH) running.resolve();
+      // Answers only once the client is gone (the scope aborts the signal).
+      return new Promise<Response>((resolve) => {
+        context.signal.addEventListener('abort', () => resolve(new Response('late')));
+      });
+    });
+    const socket = net.connect(site.server.port, '127.0.0.1');
+    try {
+      let requests = '';
+      for (let i = 0; i < PIPELINE_DEPTH * 3; i++) requests += `GET /${i} HTTP/1.1\r\n${HOST}\r\n`;
+      socket.write(requests);
+      await running.promise;
+      socket.destroy();
+      const events = await site.finishedCount(PIPELINE_DEPTH);
+      assert.ok(events.every((event) => event.outcome === 'aborted'));
+    } finally {
+      socket.destroy();
+      await site.close(); // resolves: the held exchanges' scopes finished too
+    }
+    assert.equal(calls, PIPELINE_DEPTH, 'the held ones never ran');
+    assert.equal(site.started, PIPELINE_DEPTH);
+    assert.equal(site.finished.length, PIPELINE_DEPTH, 'request_finished once for each one that started');
+    assert.equal(site.handler.inFlight, 0);
+  });
+
   it(`runs at most ${PIPELINE_DEPTH} of them at once for a client that reads nothing, so responses nobody reads do not pile up`, {
     timeout: 15_000,
   }, async () => {
